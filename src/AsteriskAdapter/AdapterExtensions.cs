@@ -1,0 +1,34 @@
+using CallRouter.AsteriskAdapter.Ari;
+using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Messages;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace CallRouter.AsteriskAdapter;
+
+/// <summary>Wires the adapter for one Asterisk: ARI events and REST, the broker, and the dispatcher between them.</summary>
+public static class AdapterExtensions
+{
+    public static IHostApplicationBuilder AddAsteriskAdapter(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
+        builder.Services.AddOptions<AdapterOptions>().BindConfiguration(AdapterOptions.Section)
+            .Validate(o => Wire.IsValidAppName(o.Node.Replace('.', '-')), "Adapter:Node must be letters, digits, '-', '_' or '.'")
+            .Validate(o => o.DefaultTimeoutMs is > 0 and <= BroadcastOptions.MaxTimeoutMs, "Adapter:DefaultTimeoutMs must be 1..60000")
+            .Validate(o => o.AriUrl.AbsolutePath.EndsWith('/'), "Adapter:AriUrl must end with /ari/")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<AriClient>();
+        builder.Services.AddSingleton<AriEventStream>();
+        builder.Services.AddSingleton<AdapterBroker>();
+        builder.Services.AddSingleton<CallHandover>();
+        builder.Services.AddSingleton<LiveApps>();
+        builder.Services.AddSingleton<AppFilters>();
+        builder.Services.AddSingleton<CallBook>();
+        builder.Services.AddSingleton<BackgroundWork>();
+        builder.Services.AddSingleton<CallDispatcher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<CallDispatcher>());
+        return builder;
+    }
+}

@@ -1,0 +1,35 @@
+using CallRouter.Messages;
+
+namespace CallRouter.AsteriskAdapter;
+
+/// <summary>Adapter settings, bound from the "Adapter" section (e.g. Adapter__AriUrl=http://pbx1:8088/ari/).</summary>
+public sealed class AdapterOptions
+{
+    public const string Section = "Adapter";
+
+    /// <summary>ARI base address, ending in /ari/.</summary>
+    public Uri AriUrl { get; set; } = new(Environment.GetEnvironmentVariable("ARI_URL") ?? "http://localhost:8088/ari/");
+    public string AriUser { get; set; } = Environment.GetEnvironmentVariable("ARI_USER") ?? "router";
+    public string AriPassword { get; set; } = Environment.GetEnvironmentVariable("ARI_PASSWORD") ?? "secret";
+
+    /// <summary>The Stasis app name the dialplan sends calls to.</summary>
+    public string App { get; set; } = "call-router";
+
+    /// <summary>This Asterisk's node id: the routing key router commands for its channels carry.</summary>
+    public string Node { get; set; } = Environment.GetEnvironmentVariable("ROUTER_NODE") ?? "asterisk-1";
+
+    /// <summary>Broadcast timeout when the dialplan gives none (StasisBroadcast's default is 500 ms).</summary>
+    public int DefaultTimeoutMs { get; set; } = 2000;
+
+    /// <summary>After the deadline, how long to wait for the router's word before falling back alone.</summary>
+    public TimeSpan FallbackGrace { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>An app is live while its last heartbeat is younger than this.</summary>
+    public TimeSpan AppLivenessTimeout { get; set; } = TimeSpan.FromSeconds(6);
+
+    /// <summary>Where a claimed call continues when the claim names no target; unset = the next priority.</summary>
+    public DialplanTarget? DefaultTarget { get; set; }
+
+    /// <summary>Parallel ARI requests at most.</summary>
+    public int MaxAriConnections { get; set; } = 64;
+}

@@ -1,0 +1,58 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace CallRouter.AsteriskAdapter.Ari;
+
+/// <summary>The parts of an ARI event the adapter uses.</summary>
+public sealed record AriEvent(string Type, DateTimeOffset Timestamp, AriChannel? Channel, IReadOnlyList<string> Args, string? AsteriskId, string? Destination)
+{
+    public static AriEvent Parse(JsonElement root)
+    {
+        var args = root.TryGetProperty("args", out var a) && a.ValueKind == JsonValueKind.Array
+            ? a.EnumerateArray().Select(x => x.ToString()).ToList()
+            : [];
+        return new AriEvent(
+            Str(root, "type") ?? "",
+            AriTime.Parse(Str(root, "timestamp")) ?? DateTimeOffset.UtcNow,
+            root.TryGetProperty("channel", out var c) && c.ValueKind == JsonValueKind.Object ? AriChannel.Parse(c) : null,
+            args,
+            Str(root, "asterisk_id"),
+            Str(root, "destination"));
+    }
+
+    internal static string? Str(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+}
+
+/// <summary>An ARI channel object.</summary>
+public sealed record AriChannel(string Id, string Name, string CallerNumber, string CallerName, string Context, string Exten, string AppName, string AppData, DateTimeOffset CreatedAt)
+{
+    public static AriChannel Parse(JsonElement c)
+    {
+        var caller = c.TryGetProperty("caller", out var k) ? k : default;
+        var dialplan = c.TryGetProperty("dialplan", out var d) ? d : default;
+        return new AriChannel(
+            AriEvent.Str(c, "id") ?? "",
+            AriEvent.Str(c, "name") ?? "",
+            caller.ValueKind == JsonValueKind.Object ? AriEvent.Str(caller, "number") ?? "" : "",
+            caller.ValueKind == JsonValueKind.Object ? AriEvent.Str(caller, "name") ?? "" : "",
+            dialplan.ValueKind == JsonValueKind.Object ? AriEvent.Str(dialplan, "context") ?? "" : "",
+            dialplan.ValueKind == JsonValueKind.Object ? AriEvent.Str(dialplan, "exten") ?? "" : "",
+            dialplan.ValueKind == JsonValueKind.Object ? AriEvent.Str(dialplan, "app_name") ?? "" : "",
+            dialplan.ValueKind == JsonValueKind.Object ? AriEvent.Str(dialplan, "app_data") ?? "" : "",
+            AriTime.Parse(AriEvent.Str(c, "creationtime")) ?? DateTimeOffset.UtcNow);
+    }
+}
+
+/// <summary>ARI timestamps carry an offset without a colon ("+0000"), which the default parser rejects.</summary>
+public static class AriTime
+{
+    public static DateTimeOffset? Parse(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+            return null;
+        if (text.Length > 5 && (text[^5] == '+' || text[^5] == '-') && char.IsDigit(text[^1]))
+            text = string.Concat(text.AsSpan(0, text.Length - 2), ":", text.AsSpan(text.Length - 2));
+        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var value) ? value : null;
+    }
+}

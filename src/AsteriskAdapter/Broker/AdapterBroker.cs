@@ -1,0 +1,162 @@
+using System.Text;
+using CallRouter.Messages;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace CallRouter.AsteriskAdapter.Broker;
+
+/// <summary>The adapter's side of RabbitMQ: declares its topology, publishes broadcasts and call events, consumes commands and heartbeats.</summary>
+public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<AdapterOptions> adapter, ILogger<AdapterBroker> logger) : IAsyncDisposable
+{
+    private readonly SemaphoreSlim _publishLock = new(1, 1);
+    private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
+    private IConnection? _connection;
+    private IChannel? _publish;
+    private IChannel? _consume;
+
+    public string CommandQueue => Topology.AdapterQueue(adapter.Value.Node);
+    public string CommandErrorQueue => CommandQueue + "_error";
+    public string HeartbeatErrorQueue => Topology.HeartbeatExchange + "_error";
+    public bool Connected => _connection?.IsOpen == true;
+
+    public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, CancellationToken cancellationToken)
+    {
+        var b = broker.Value;
+        var factory = new ConnectionFactory
+        {
+            HostName = b.Host,
+            Port = b.Port,
+            VirtualHost = b.VirtualHost,
+            UserName = b.User,
+            Password = b.Password,
+            AutomaticRecoveryEnabled = true,
+            TopologyRecoveryEnabled = true,
+            ConsumerDispatchConcurrency = 64,
+            ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
+        };
+        _connection = await factory.CreateConnectionAsync(cancellationToken);
+        _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+
+        await DeclareTopology(_consume, cancellationToken);
+        await _consume.BasicQosAsync(0, 256, false, cancellationToken);
+
+        var commands = new AsyncEventingBasicConsumer(_consume);
+        commands.ReceivedAsync += (_, delivery) => onCommand(delivery);
+        await _consume.BasicConsumeAsync(CommandQueue, autoAck: false, commands, cancellationToken);
+
+        var heartbeatQueue = Topology.AdapterHeartbeatQueue(adapter.Value.Node, _instance);
+        await _consume.QueueDeclareAsync(heartbeatQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
+        await _consume.QueueBindAsync(heartbeatQueue, Topology.HeartbeatExchange, "", cancellationToken: cancellationToken);
+        var heartbeats = new AsyncEventingBasicConsumer(_consume);
+        heartbeats.ReceivedAsync += (_, delivery) => onHeartbeat(delivery);
+        await _consume.BasicConsumeAsync(heartbeatQueue, autoAck: false, heartbeats, cancellationToken);
+        logger.LogInformation("Adapter {Node} connected to RabbitMQ {Host}:{Port}", adapter.Value.Node, b.Host, b.Port);
+    }
+
+    /// <summary>Idempotent declarations of everything the adapter publishes to or consumes from.</summary>
+    private async Task DeclareTopology(IChannel channel, CancellationToken cancellationToken)
+    {
+        await channel.ExchangeDeclareAsync(Topology.BroadcastExchange, ExchangeType.Topic, durable: true, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Topology.CommandExchange, ExchangeType.Direct, durable: true, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Topology.EventExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Topology.HeartbeatExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(CommandQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueBindAsync(CommandQueue, Topology.CommandExchange, adapter.Value.Node, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(CommandErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(HeartbeatErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>
+    /// One copy for the router, then one per app in random order: a single CC'd publish would reach the app queues
+    /// in name order, so the same app would always hear first and win every race.
+    /// </summary>
+    public async Task PublishBroadcast(CallBroadcast broadcast, IReadOnlyList<string> audience)
+    {
+        var body = Wire.Serialize(broadcast);
+        var order = audience.ToArray();
+        Random.Shared.Shuffle(order);
+        var ttl = Math.Max(1, (long)(broadcast.Deadline - DateTimeOffset.UtcNow).TotalMilliseconds);
+        await _publishLock.WaitAsync();
+        try
+        {
+            await _publish!.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, Properties(Topology.Types.CallBroadcast, broadcast.CallId, null), body);
+            var toApps = Properties(Topology.Types.CallBroadcast, broadcast.CallId, ttl);
+            foreach (var app in order)
+                await _publish.BasicPublishAsync(Topology.BroadcastExchange, app, false, toApps, body);
+        }
+        finally
+        {
+            _publishLock.Release();
+        }
+    }
+
+    public async Task PublishCallEnded(CallEnded ended)
+    {
+        await _publishLock.WaitAsync();
+        try
+        {
+            await _publish!.BasicPublishAsync(Topology.EventExchange, "", false, Properties(Topology.Types.CallEnded, ended.CallId, null), Wire.Serialize(ended));
+        }
+        finally
+        {
+            _publishLock.Release();
+        }
+    }
+
+    /// <summary>Sets a message that cannot be used aside in an _error queue, with the reason in the x-error header, then acks it.</summary>
+    public async Task Park(BasicDeliverEventArgs delivery, string errorQueue, string reason)
+    {
+        logger.LogWarning("Parked a message in {Queue}: {Reason}", errorQueue, reason);
+        var properties = new BasicProperties(delivery.BasicProperties)
+        {
+            Headers = new Dictionary<string, object?>(delivery.BasicProperties.Headers ?? new Dictionary<string, object?>())
+            {
+                ["x-error"] = Encoding.UTF8.GetBytes(reason),
+                ["x-original-exchange"] = delivery.Exchange,
+                ["x-original-routing-key"] = delivery.RoutingKey,
+            },
+        };
+        await _publishLock.WaitAsync();
+        try
+        {
+            await _publish!.BasicPublishAsync("", errorQueue, false, properties, delivery.Body);
+        }
+        finally
+        {
+            _publishLock.Release();
+        }
+        await Ack(delivery);
+    }
+
+    public Task Ack(BasicDeliverEventArgs delivery) => _consume!.BasicAckAsync(delivery.DeliveryTag, false).AsTask();
+
+    private static BasicProperties Properties(string type, Guid callId, long? ttlMs) => new()
+    {
+        ContentType = "application/json",
+        Type = type,
+        DeliveryMode = DeliveryModes.Transient,
+        MessageId = Guid.NewGuid().ToString(),
+        CorrelationId = callId.ToString(),
+        Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+        Expiration = ttlMs?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+        {
+            try
+            {
+                await _connection.CloseAsync();
+            }
+            catch (Exception exception)
+            {
+                logger.LogDebug(exception, "Closing the RabbitMQ connection failed");
+            }
+            _connection.Dispose();
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System.Collections.Concurrent;
+
+namespace CallRouter.AsteriskAdapter.Calls;
+
+/// <summary>A broadcast the adapter has sent and not yet ended. Exactly one ending wins: the router's word, the fallback or the hang-up.</summary>
+public sealed class OpenCall(Guid callId, string channelId, BroadcastOptions options, DateTimeOffset broadcastAt, DateTimeOffset deadline)
+{
+    private int _finished;
+
+    public Guid CallId { get; } = callId;
+    public string ChannelId { get; } = channelId;
+    public BroadcastOptions Options { get; } = options;
+    public DateTimeOffset BroadcastAt { get; } = broadcastAt;
+    public DateTimeOffset Deadline { get; } = deadline;
+
+    /// <summary>Set while a move to the winner's app waits for Asterisk to confirm it.</summary>
+    public volatile bool Moving;
+
+    /// <summary>True for the one caller that gets to end this call.</summary>
+    public bool TryFinish() => Interlocked.Exchange(ref _finished, 1) == 0;
+}
+
+/// <summary>Open calls by call id and by channel id.</summary>
+public sealed class CallBook
+{
+    private readonly ConcurrentDictionary<Guid, OpenCall> _byId = new();
+    private readonly ConcurrentDictionary<string, OpenCall> _byChannel = new(StringComparer.Ordinal);
+
+    public int Count => _byId.Count;
+
+    public void Add(OpenCall call)
+    {
+        _byId[call.CallId] = call;
+        _byChannel[call.ChannelId] = call;
+    }
+
+    public bool TryGet(Guid callId, out OpenCall call) => _byId.TryGetValue(callId, out call!);
+
+    public bool TryGetByChannel(string channelId, out OpenCall call) => _byChannel.TryGetValue(channelId, out call!);
+
+    public void Remove(OpenCall call)
+    {
+        _byId.TryRemove(call.CallId, out _);
+        _byChannel.TryRemove(new KeyValuePair<string, OpenCall>(call.ChannelId, call));
+    }
+}

@@ -1,0 +1,239 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using CallRouter.AsteriskAdapter.Ari;
+using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.Messages;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client.Events;
+
+namespace CallRouter.AsteriskAdapter.Calls;
+
+/// <summary>
+/// Turns ARI events into broadcasts and router commands into ARI actions, and makes sure every channel that enters
+/// the router's app leaves it: by the router's decision, by its own fallback at the deadline plus a grace, or at
+/// (re)connect for channels an earlier run left behind.
+/// </summary>
+public sealed class CallDispatcher : BackgroundService
+{
+    private readonly AriEventStream _events;
+    private readonly AriClient _ari;
+    private readonly AdapterBroker _broker;
+    private readonly CallHandover _handover;
+    private readonly LiveApps _live;
+    private readonly AppFilters _filters;
+    private readonly CallBook _book;
+    private readonly BackgroundWork _work;
+    private readonly TimeProvider _clock;
+    private readonly AdapterOptions _options;
+    private readonly ILogger<CallDispatcher> _logger;
+    private readonly DueQueue<OpenCall> _fallbacks;
+    private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
+
+    public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
+        AppFilters filters, CallBook book, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
+    {
+        (_events, _ari, _broker, _handover, _live, _filters, _book, _work, _clock, _options, _logger) =
+            (events, ari, broker, handover, live, filters, book, work, clock, options.Value, logger);
+        _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
+    }
+
+    public bool Ready => _events.Connected && _broker.Connected;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await _broker.Start(OnCommand, OnHeartbeat, stoppingToken);
+        await _events.Run(Recover, OnEvent, stoppingToken);
+        await _work.Drain();
+    }
+
+    public override void Dispose()
+    {
+        _fallbacks.Dispose();
+        base.Dispose();
+    }
+
+    private async Task OnEvent(AriEvent e)
+    {
+        if (e.Channel is not { } channel)
+            return;
+        switch (e.Type)
+        {
+            case "StasisStart":
+                await Offer(channel, e.Args, e.AsteriskId ?? "");
+                break;
+            case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed":
+                if (_book.TryGetByChannel(channel.Id, out var call))
+                    await Abandon(call, e.Type);
+                break;
+            case "ApplicationMoveFailed":
+                if (_book.TryGetByChannel(channel.Id, out var moving) && moving.Moving)
+                {
+                    moving.Moving = false;
+                    _book.Remove(moving);
+                    _work.Run(() => _handover.Execute(channel.Id, moving.CallId,
+                        new Decision(CallStatus.Failed, DispositionReason.MoveFailed, Detail: $"app '{e.Destination}' is not connected")), "move fallback");
+                }
+                break;
+        }
+    }
+
+    private async Task Offer(AriChannel channel, IReadOnlyList<string> stasisArgs, string asteriskId)
+    {
+        if (_recovered.TryRemove(channel.Id, out _))
+            return;
+
+        var (options, optionsError) = BroadcastOptions.Parse(stasisArgs, _options.DefaultTimeoutMs);
+        if (options is null)
+        {
+            FailAtOnce(channel, DispositionReason.InvalidOptions, optionsError!);
+            return;
+        }
+        var (filter, filterError) = options.Filter is null ? (null, null) : _filters.Compile(options.Filter);
+        if (filterError is not null)
+        {
+            FailAtOnce(channel, DispositionReason.InvalidFilter, filterError, options.Args);
+            return;
+        }
+        var audience = _live.Matching(filter);
+        if (audience.Count == 0)
+        {
+            FailAtOnce(channel, DispositionReason.NoLiveApp,
+                options.Filter is null ? "no app is live" : $"no live app matches '{options.Filter}'", options.Args);
+            return;
+        }
+
+        var now = _clock.GetUtcNow();
+        var call = new OpenCall(Guid.NewGuid(), channel.Id, options, now, now.AddMilliseconds(options.TimeoutMs));
+        _book.Add(call);
+        var broadcast = new CallBroadcast(call.CallId, channel.Id, channel.Name, channel.CallerNumber, channel.CallerName,
+            channel.Exten, channel.Context, options.Args, _options.Node, asteriskId, options.Filter, options.NotifyClaimed,
+            audience, channel.CreatedAt, now, call.Deadline, options.TimeoutMs);
+        try
+        {
+            await _broker.PublishBroadcast(broadcast, audience);
+        }
+        catch (Exception exception)
+        {
+            _logger.LogError(exception, "Broadcast for channel {ChannelId} could not be published; the fallback will end it", channel.Id);
+        }
+        _fallbacks.Add(call.Deadline + _options.FallbackGrace, call);
+    }
+
+    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
+    {
+        _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
+        _work.Run(() => _handover.Execute(channel.Id, null, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
+    }
+
+    private async Task Abandon(OpenCall call, string eventType)
+    {
+        if (call.Moving && eventType == "StasisEnd")
+        {
+            _book.Remove(call);
+            return;
+        }
+        _book.Remove(call);
+        if (!call.TryFinish())
+            return;
+        _logger.LogInformation("Call {CallId} ABANDONED ({Event})", call.CallId, eventType);
+        await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow()));
+    }
+
+    private async Task FallBack(OpenCall call)
+    {
+        if (!call.TryFinish())
+            return;
+        _book.Remove(call);
+        _logger.LogWarning("Call {CallId}: no word from the router {Grace} ms after the deadline; falling back", call.CallId, _options.FallbackGrace.TotalMilliseconds);
+        await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow()));
+    }
+
+    private async Task OnCommand(BasicDeliverEventArgs delivery)
+    {
+        ContinueCall? command;
+        try
+        {
+            command = JsonSerializer.Deserialize<ContinueCall>(delivery.Body.Span, Wire.Json);
+        }
+        catch (JsonException exception)
+        {
+            await _broker.Park(delivery, _broker.CommandErrorQueue, $"not a ContinueCall: {exception.Message}");
+            return;
+        }
+        if (command is null || command.CallId == Guid.Empty || string.IsNullOrEmpty(command.Status) || string.IsNullOrEmpty(command.ChannelId))
+        {
+            await _broker.Park(delivery, _broker.CommandErrorQueue, "ContinueCall needs callId, channelId and status");
+            return;
+        }
+
+        if (_book.TryGet(command.CallId, out var call) && call.TryFinish())
+        {
+            var decision = new Decision(command.Status, command.Reason ?? "", command.Winner, call.Options.Args,
+                Target: command.Target, MoveToApp: command.MoveToApp, AppArgs: command.AppArgs);
+            call.Moving = command.MoveToApp is not null;
+            if (!call.Moving)
+                _book.Remove(call);
+            try
+            {
+                await _handover.Execute(call.ChannelId, call.CallId, decision);
+            }
+            catch (Exception exception)
+            {
+                _logger.LogError(exception, "Handover of call {CallId} failed", call.CallId);
+            }
+        }
+        await _broker.Ack(delivery);
+    }
+
+    private async Task OnHeartbeat(BasicDeliverEventArgs delivery)
+    {
+        AppHeartbeat? heartbeat = null;
+        string? error = null;
+        try
+        {
+            heartbeat = JsonSerializer.Deserialize<AppHeartbeat>(delivery.Body.Span, Wire.Json);
+        }
+        catch (JsonException exception)
+        {
+            error = $"not an AppHeartbeat: {exception.Message}";
+        }
+        if (error is null && !Wire.IsValidAppName(heartbeat?.App))
+            error = $"app '{heartbeat?.App}' is not a valid app name";
+        if (error is not null)
+        {
+            await _broker.Park(delivery, _broker.HeartbeatErrorQueue, error);
+            return;
+        }
+        if (string.Equals(heartbeat!.Status, "stopping", StringComparison.OrdinalIgnoreCase))
+            _live.Gone(heartbeat.App);
+        else
+            _live.Seen(heartbeat.App);
+        await _broker.Ack(delivery);
+    }
+
+    /// <summary>Channels still in the app from before this connection have no broadcast behind them: fall them back now.</summary>
+    private async Task Recover(DateTimeOffset connectedAt, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<AriChannel> channels;
+        try
+        {
+            channels = await _ari.ListChannels(cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            _logger.LogWarning("Could not list channels to recover: {Error}", exception.Message);
+            return;
+        }
+        foreach (var channel in channels)
+        {
+            var inOurApp = channel.AppName == "Stasis" && channel.AppData.Split(',')[0] == _options.App;
+            if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || channel.CreatedAt >= connectedAt)
+                continue;
+            _recovered[channel.Id] = true;
+            FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+namespace CallRouter.Messages;
+
+/// <summary>How a broadcast ended; the value the dialplan reads in ROUTER_STATUS.</summary>
+public static class CallStatus
+{
+    public const string Success = "SUCCESS";
+    public const string Timeout = "TIMEOUT";
+    public const string Failed = "FAILED";
+    public const string Abandoned = "ABANDONED";
+}
+
+/// <summary>Why a claim was rejected (ClaimReply.reason).</summary>
+public static class RejectReason
+{
+    /// <summary>Another app won (StasisBroadcast's 409).</summary>
+    public const string AlreadyClaimed = "already-claimed";
+
+    /// <summary>No broadcast with this call id is known (StasisBroadcast's 404).</summary>
+    public const string NotFound = "not-found";
+
+    /// <summary>The broadcast ended: timed out, abandoned, failed or handed over.</summary>
+    public const string Finished = "finished";
+
+    /// <summary>The claim itself is wrong: malformed JSON, a missing or mistyped field, an app outside the audience.</summary>
+    public const string InvalidRequest = "invalid-request";
+}
+
+/// <summary>Why a call ended the way it did: the value the dialplan reads in ROUTER_REASON.</summary>
+public static class DispositionReason
+{
+    public const string Claimed = "claimed";
+    public const string NoClaim = "no-claim";
+    public const string NoLiveApp = "no-live-app";
+    public const string InvalidFilter = "invalid-filter";
+    public const string InvalidOptions = "invalid-options";
+    public const string CallerHangup = "caller-hangup";
+    public const string RouterNoAnswer = "router-no-answer";
+    public const string AdapterRestarted = "adapter-restarted";
+    public const string MoveFailed = "move-failed";
+}

@@ -1,0 +1,12 @@
+namespace CallRouter.Messages;
+
+/// <summary>An app asks for a call (app → router). Reply goes to the AMQP reply_to with the request's correlation_id.</summary>
+public sealed record ClaimCall(
+    Guid CallId,
+    string App,
+    DialplanTarget? Target = null,
+    string? MoveToApp = null,
+    IReadOnlyList<string>? AppArgs = null);
+
+/// <summary>Where the winner wants the call to continue in the dialplan.</summary>
+public sealed record DialplanTarget(string Context, string Extension, int Priority);

@@ -1,0 +1,47 @@
+namespace CallRouter.Messages;
+
+/// <summary>Every exchange, queue, routing key and AMQP type name on the wire, in one place (README: "Wire contract").</summary>
+public static class Topology
+{
+    /// <summary>Topic exchange; routing key = app name. Carries CallBroadcast and CallClaimed to apps.</summary>
+    public const string BroadcastExchange = "call.broadcasts";
+
+    /// <summary>Fanout exchange apps publish ClaimCall to.</summary>
+    public const string ClaimExchange = "call.claims";
+
+    /// <summary>Fanout exchange apps publish AppHeartbeat to; each adapter binds its own queue.</summary>
+    public const string HeartbeatExchange = "app.heartbeats";
+
+    /// <summary>Direct exchange for router → adapter commands; routing key = adapter node id.</summary>
+    public const string CommandExchange = "call.commands";
+
+    /// <summary>Direct exchange for adapter → router call events (CallEnded).</summary>
+    public const string EventExchange = "call.events";
+
+    /// <summary>The router's queue (shared by every router process): broadcasts, claims, call events, deadlines.</summary>
+    public const string RouterQueue = "router";
+
+    /// <summary>Routing key the router binds on the broadcast exchange. The leading underscore keeps it out of the app-name space.</summary>
+    public const string RouterBroadcastKey = "_router";
+
+    /// <summary>Queue an app consumes broadcasts from, bound to <see cref="BroadcastExchange"/> with the app name.</summary>
+    public static string AppQueue(string app) => $"app.{app}";
+
+    /// <summary>Queue an adapter consumes commands from, bound to <see cref="CommandExchange"/> with its node id.</summary>
+    public static string AdapterQueue(string node) => $"adapter.{node}";
+
+    /// <summary>Per-adapter-process heartbeat queue (exclusive, auto-delete).</summary>
+    public static string AdapterHeartbeatQueue(string node, string instance) => $"adapter.{node}.heartbeats.{instance}";
+
+    /// <summary>AMQP <c>type</c> property values; a message without one on the router queue is taken as a claim.</summary>
+    public static class Types
+    {
+        public const string CallBroadcast = nameof(Messages.CallBroadcast);
+        public const string CallClaimed = nameof(Messages.CallClaimed);
+        public const string ClaimCall = nameof(Messages.ClaimCall);
+        public const string ClaimReply = nameof(Messages.ClaimReply);
+        public const string ContinueCall = nameof(Messages.ContinueCall);
+        public const string CallEnded = nameof(Messages.CallEnded);
+        public const string AppHeartbeat = nameof(Messages.AppHeartbeat);
+    }
+}

@@ -1,0 +1,74 @@
+using CallRouter.Messages;
+using Microsoft.Extensions.Configuration;
+using CallRouter.Router.Saga;
+using CallRouter.Router.Timers;
+using CallRouter.Router.Transport;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace CallRouter.Router;
+
+/// <summary>Wires the router: options, timers, the call saga on the router queue.</summary>
+public static class RouterExtensions
+{
+    public static IHostApplicationBuilder AddRouter(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
+        builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
+            .Validate(o => o.UnknownCallGrace > TimeSpan.Zero && o.FinishedRetention > TimeSpan.Zero, "grace and retention must be positive")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<InProcessCallTimers>();
+        builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
+
+        var broker = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
+        var router = builder.Configuration.GetSection(RouterOptions.Section).Get<RouterOptions>() ?? new RouterOptions();
+
+        builder.Services.AddMassTransit(bus =>
+        {
+            bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
+            bus.UsingRabbitMq((context, cfg) =>
+            {
+                cfg.Host(broker.Host, (ushort)broker.Port, broker.VirtualHost, h =>
+                {
+                    h.Username(broker.User);
+                    h.Password(broker.Password);
+                    h.PublisherConfirmation = router.PublisherConfirms;
+                });
+                cfg.UseRawJsonSerializer(RawSerializerOptions.AnyMessageType, isDefault: true);
+                cfg.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
+                cfg.ConfigureJsonSerializerOptions(json =>
+                {
+                    json.WriteIndented = false;
+                    return json;
+                });
+
+                cfg.ReceiveEndpoint(Topology.RouterQueue, e =>
+                {
+                    e.ConfigureConsumeTopology = false;
+                    e.PrefetchCount = router.PrefetchCount;
+                    e.ConcurrentMessageLimit = router.ConcurrentMessageLimit;
+                    e.Bind(Topology.BroadcastExchange, b =>
+                    {
+                        b.ExchangeType = "topic";
+                        b.RoutingKey = Topology.RouterBroadcastKey;
+                    });
+                    e.Bind(Topology.ClaimExchange, b => b.ExchangeType = "fanout");
+                    e.Bind(Topology.EventExchange, b => b.ExchangeType = "fanout");
+
+                    e.UseFilter(new WireTypeFilter());
+                    e.UseMessageRetry(r =>
+                    {
+                        r.Handle<ConcurrencyException>();
+                        r.Intervals(0, 5, 10, 20, 50, 100, 200);
+                    });
+                    e.UseInMemoryOutbox(context);
+                    e.ConfigureSaga<CallState>(context);
+                });
+            });
+        });
+        return builder;
+    }
+}

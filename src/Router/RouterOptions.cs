@@ -1,0 +1,22 @@
+namespace CallRouter.Router;
+
+/// <summary>Router settings, bound from the "Router" section (e.g. Router__UnknownCallGrace=00:00:02).</summary>
+public sealed class RouterOptions
+{
+    public const string Section = "Router";
+
+    /// <summary>How long a claim for a call the router has not seen waits for its broadcast before "not-found".</summary>
+    public TimeSpan UnknownCallGrace { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a decided call is remembered, so late claims get "already-claimed"/"finished" instead of "not-found".</summary>
+    public TimeSpan FinishedRetention { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Messages the router's queue hands over before acknowledgements.</summary>
+    public ushort PrefetchCount { get; set; } = 256;
+
+    /// <summary>Messages handled at once (claims for one call still run one after another).</summary>
+    public int ConcurrentMessageLimit { get; set; } = 64;
+
+    /// <summary>Wait for the broker to confirm each send. Off trades a broker crash's in-flight messages for latency; the adapter's own deadline fallback still ends every call.</summary>
+    public bool PublisherConfirms { get; set; } = true;
+}

@@ -1,0 +1,170 @@
+using CallRouter.Messages;
+using CallRouter.Router.Timers;
+using CallRouter.Router.Transport;
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace CallRouter.Router.Saga;
+
+/// <summary>
+/// One instance per broadcast call. Claims for one call are applied one after another (the repository's
+/// concurrency control), so the first valid claim wins and every other claim gets a clear rejection.
+/// </summary>
+public sealed class CallStateMachine : MassTransitStateMachine<CallState>
+{
+    private readonly ICallTimers _timers;
+    private readonly TimeProvider _clock;
+    private readonly RouterOptions _options;
+
+    /// <summary>Claims arrived before the broadcast.</summary>
+    public State AwaitingBroadcast { get; private set; } = null!;
+
+    /// <summary>Broadcast sent, no winner yet.</summary>
+    public State Open { get; private set; } = null!;
+
+    /// <summary>An app won; the call was handed to it.</summary>
+    public State Claimed { get; private set; } = null!;
+
+    /// <summary>Ended without a winner: TIMEOUT, ABANDONED or FAILED.</summary>
+    public State Ended { get; private set; } = null!;
+
+    public Event<CallBroadcast> BroadcastReceived { get; private set; } = null!;
+    public Event<ClaimCall> ClaimReceived { get; private set; } = null!;
+    public Event<CallEnded> EndReported { get; private set; } = null!;
+    public Event<BroadcastDeadline> DeadlineReached { get; private set; } = null!;
+    public Event<UnknownCallExpired> UnknownCallExpired { get; private set; } = null!;
+    public Event<ForgetCall> ForgetRequested { get; private set; } = null!;
+
+    public CallStateMachine(ICallTimers timers, TimeProvider clock, IOptions<RouterOptions> options)
+    {
+        _timers = timers;
+        _clock = clock;
+        _options = options.Value;
+
+        InstanceState(x => x.CurrentState);
+
+        Event(() => BroadcastReceived, x => x.CorrelateById(m => m.Message.CallId));
+        Event(() => ClaimReceived, x => x.CorrelateById(m => m.Message.CallId));
+        Event(() => EndReported, x => x.CorrelateById(m => m.Message.CallId));
+        Event(() => DeadlineReached, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
+        Event(() => UnknownCallExpired, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
+        Event(() => ForgetRequested, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
+
+        Initially(
+            When(BroadcastReceived)
+                .Then(context => Offer(context.Saga, context.Message))
+                .TransitionTo(Open),
+            When(ClaimReceived)
+                .Then(context =>
+                {
+                    Hold(context);
+                    _timers.Schedule(_clock.GetUtcNow() + _options.UnknownCallGrace, new UnknownCallExpired(context.Saga.CorrelationId));
+                })
+                .TransitionTo(AwaitingBroadcast),
+            When(EndReported)
+                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .TransitionTo(Ended));
+
+        During(AwaitingBroadcast,
+            When(ClaimReceived)
+                .Then(Hold),
+            When(BroadcastReceived)
+                .Then(context => Offer(context.Saga, context.Message))
+                .ThenAsync(DecidePending)
+                .IfElse(context => context.Saga.Winner is not null,
+                    won => won.TransitionTo(Claimed),
+                    open => open.TransitionTo(Open)),
+            When(EndReported)
+                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .ThenAsync(DecidePending)
+                .TransitionTo(Ended),
+            When(UnknownCallExpired)
+                .ThenAsync(RejectPendingAsUnknown)
+                .Finalize());
+
+        During(Open,
+            When(ClaimReceived)
+                .ThenAsync(context => Decide(context, context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow()))
+                .If(context => context.Saga.Winner is not null, won => won.TransitionTo(Claimed)),
+            When(DeadlineReached)
+                .Then(context => End(context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
+                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
+                .TransitionTo(Ended),
+            When(EndReported)
+                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .TransitionTo(Ended),
+            Ignore(BroadcastReceived));
+
+        During(Claimed, Ended,
+            When(ClaimReceived)
+                .ThenAsync(context => Decide(context, context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow())),
+            When(ForgetRequested)
+                .Finalize(),
+            Ignore(BroadcastReceived),
+            Ignore(DeadlineReached),
+            Ignore(EndReported),
+            Ignore(UnknownCallExpired));
+
+        SetCompletedWhenFinalized();
+    }
+
+    private void Offer(CallState call, CallBroadcast broadcast)
+    {
+        call.ChannelId = broadcast.ChannelId;
+        call.Node = broadcast.Node;
+        call.Audience = [.. broadcast.Audience];
+        call.Args = broadcast.Args;
+        call.NotifyClaimed = broadcast.NotifyClaimed;
+        call.BroadcastAt = broadcast.BroadcastAt;
+        call.Deadline = broadcast.Deadline;
+        _timers.Schedule(broadcast.Deadline, new BroadcastDeadline(call.CorrelationId));
+    }
+
+    private static void Hold(BehaviorContext<CallState, ClaimCall> context) =>
+        context.Saga.PendingClaims.Add(new PendingClaim(context.Message, Outbound.ReplyRouteOf(context), DateTimeOffset.UtcNow));
+
+    private void End(CallState call, string status, string reason)
+    {
+        call.Status = status;
+        call.Reason = reason;
+        _timers.Schedule(_clock.GetUtcNow() + _options.FinishedRetention, new ForgetCall(call.CorrelationId));
+    }
+
+    private async Task DecidePending<T>(BehaviorContext<CallState, T> context) where T : class
+    {
+        var pending = context.Saga.PendingClaims.ToList();
+        context.Saga.PendingClaims.Clear();
+        foreach (var held in pending)
+            await Decide(context, context.Saga, held.Claim, held.Reply, held.ReceivedAt);
+    }
+
+    private async Task Decide(ConsumeContext context, CallState call, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt)
+    {
+        call.ClaimCount++;
+        var verdict = ClaimRules.Judge(call, claim, receivedAt);
+        if (verdict.Accepted)
+        {
+            call.Winner = claim.App;
+            call.ClaimedAt = receivedAt;
+            End(call, CallStatus.Success, DispositionReason.Claimed);
+            await Outbound.Continue(context, call.Node!, Decision(call, claim));
+            if (call.NotifyClaimed)
+                await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt));
+        }
+        await Outbound.Reply(context, reply, verdict);
+    }
+
+    private Task Decide(BehaviorContext<CallState, ClaimCall> context, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt) =>
+        Decide(context, context.Saga, claim, reply, receivedAt);
+
+    private static async Task RejectPendingAsUnknown(BehaviorContext<CallState, UnknownCallExpired> context)
+    {
+        foreach (var held in context.Saga.PendingClaims)
+            await Outbound.Reply(context, held.Reply, ClaimReply.Reject(held.Claim.CallId, held.Claim.App, RejectReason.NotFound, "no broadcast with this call id"));
+        context.Saga.PendingClaims.Clear();
+    }
+
+    private ContinueCall Decision(CallState call, ClaimCall? claim = null) =>
+        new(call.CorrelationId, call.ChannelId!, call.Status!, call.Winner, call.Reason,
+            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow());
+}

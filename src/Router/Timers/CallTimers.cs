@@ -1,0 +1,60 @@
+using System.Threading.Channels;
+using CallRouter.Messages;
+using CallRouter.Router.Transport;
+using MassTransit;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace CallRouter.Router.Timers;
+
+/// <summary>Delivers a message to the router's own queue at a given time (deadlines, forgetting finished calls).</summary>
+public interface ICallTimers
+{
+    void Schedule<T>(DateTimeOffset due, T message) where T : class;
+}
+
+/// <summary>
+/// In-process timers: firing sends the message through the broker so the saga handles it like any other event.
+/// They die with the process; the adapter's own deadline fallback covers a router that dies.
+/// </summary>
+public sealed class InProcessCallTimers : BackgroundService, ICallTimers
+{
+    private readonly IBus _bus;
+    private readonly ILogger<InProcessCallTimers> _logger;
+    private readonly DueQueue<Func<ISendEndpoint, Task>> _pending;
+    private readonly Channel<Func<ISendEndpoint, Task>> _due =
+        Channel.CreateUnbounded<Func<ISendEndpoint, Task>>(new UnboundedChannelOptions { SingleReader = true });
+
+    public InProcessCallTimers(IBus bus, TimeProvider clock, ILogger<InProcessCallTimers> logger)
+    {
+        _bus = bus;
+        _logger = logger;
+        _pending = new DueQueue<Func<ISendEndpoint, Task>>("call-timers", send => _due.Writer.TryWrite(send), clock);
+    }
+
+    public void Schedule<T>(DateTimeOffset due, T message) where T : class =>
+        _pending.Add(due, endpoint => endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null)));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await using var registration = stoppingToken.Register(() => _due.Writer.TryComplete());
+        var endpoint = await _bus.GetSendEndpoint(new Uri($"queue:{Topology.RouterQueue}"));
+        await foreach (var send in _due.Reader.ReadAllAsync(CancellationToken.None))
+        {
+            try
+            {
+                await send(endpoint);
+            }
+            catch (Exception exception)
+            {
+                _logger.LogError(exception, "A timer could not be delivered; the adapter's own deadline fallback will end the call");
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _pending.Dispose();
+        base.Dispose();
+    }
+}

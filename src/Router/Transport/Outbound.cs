@@ -1,0 +1,53 @@
+using CallRouter.Messages;
+using CallRouter.Router.Saga;
+using MassTransit;
+
+namespace CallRouter.Router.Transport;
+
+/// <summary>Everything the router sends, as plain JSON with AMQP properties apps in any language can read.</summary>
+public static class Outbound
+{
+    // MassTransit publishes to the default exchange, routing key = reply_to, for this name: it serves plain reply queues and direct reply-to alike.
+    private static readonly Uri ReplyExchange = new("exchange:amq.rabbitmq.reply-to");
+    private static readonly Uri CommandExchange = new($"exchange:{Topology.CommandExchange}?type=direct");
+    private static readonly Uri BroadcastExchange = new($"exchange:{Topology.BroadcastExchange}?type=topic");
+
+    public static ReplyRoute ReplyRouteOf(ConsumeContext context) =>
+        context.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp)
+            ? new ReplyRoute(amqp.Properties.ReplyTo, amqp.Properties.CorrelationId)
+            : new ReplyRoute(null, null);
+
+    public static async Task Reply(ConsumeContext context, ReplyRoute route, ClaimReply reply)
+    {
+        if (string.IsNullOrEmpty(route.ReplyTo))
+            return;
+        var endpoint = await context.GetSendEndpoint(ReplyExchange);
+        await endpoint.Send(reply, send => Stamp(send, Topology.Types.ClaimReply, route.ReplyTo, route.CorrelationId));
+    }
+
+    public static async Task Continue(ConsumeContext context, string node, ContinueCall command)
+    {
+        var endpoint = await context.GetSendEndpoint(CommandExchange);
+        await endpoint.Send(command, send => Stamp(send, Topology.Types.ContinueCall, node, command.CallId.ToString()));
+    }
+
+    public static async Task NotifyClaimed(ConsumeContext context, IEnumerable<string> audience, CallClaimed claimed)
+    {
+        var endpoint = await context.GetSendEndpoint(BroadcastExchange);
+        foreach (var app in audience)
+            await endpoint.Send(claimed, send => Stamp(send, Topology.Types.CallClaimed, app, claimed.CallId.ToString()));
+    }
+
+    /// <summary>Call messages live for seconds: transient, typed by the AMQP type property, correlated by the caller's id.</summary>
+    public static void Stamp(SendContext send, string type, string routingKey, string? correlationId)
+    {
+        send.Durable = false;
+        send.SetRoutingKey(routingKey);
+        if (send.TryGetPayload<RabbitMqSendContext>(out var amqp))
+        {
+            amqp.BasicProperties.Type = type;
+            if (correlationId is not null)
+                amqp.BasicProperties.CorrelationId = correlationId;
+        }
+    }
+}

@@ -1,0 +1,20 @@
+namespace CallRouter.AriSimulator;
+
+/// <summary>Settings of one <see cref="AriSimulator"/> instance.</summary>
+public sealed record AriSimulatorOptions
+{
+    /// <summary>TCP port on 127.0.0.1; 0 picks a free port (read it from <see cref="AriSimulator.Port"/>).</summary>
+    public int Port { get; init; }
+
+    /// <summary>ARI user accepted by Basic auth and api_key.</summary>
+    public string User { get; init; } = "router";
+
+    /// <summary>ARI password accepted by Basic auth and api_key.</summary>
+    public string Password { get; init; } = "secret";
+
+    /// <summary>Value of asterisk_id in every event.</summary>
+    public string AsteriskId { get; init; } = "02:fc:00:00:00:01";
+
+    /// <summary>If set, a channel that left Stasis (continue, move, or FAILED) hangs up by itself this long after, cause 16.</summary>
+    public TimeSpan? HangupAfterHandover { get; init; }
+}
