@@ -22,10 +22,18 @@ public static class RouterExtensions
         builder.Services.AddSingleton<InProcessCallTimers>();
         builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
+        builder.Services.AddSingleton<ClaimGate>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClaimGate>());
 
         var broker = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
         var router = builder.Configuration.GetSection(RouterOptions.Section).Get<RouterOptions>() ?? new RouterOptions();
 
+        builder.Services.Configure<MassTransitHostOptions>(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(30);
+            o.StopTimeout = TimeSpan.FromSeconds(10);
+        });
         builder.Services.AddMassTransit(bus =>
         {
             bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
@@ -38,7 +46,8 @@ public static class RouterExtensions
                     h.PublisherConfirmation = router.PublisherConfirms;
                 });
                 cfg.UseRawJsonSerializer(RawSerializerOptions.AnyMessageType, isDefault: true);
-                cfg.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType, isDefault: true);
+                // Only messages whose MT-MessageType header names their type: our own components set it on everything they send here.
+                cfg.UseRawJsonDeserializer(RawSerializerOptions.AddTransportHeaders | RawSerializerOptions.CopyHeaders, isDefault: true);
                 cfg.ConfigureJsonSerializerOptions(json =>
                 {
                     json.WriteIndented = false;
@@ -55,10 +64,8 @@ public static class RouterExtensions
                         b.ExchangeType = "topic";
                         b.RoutingKey = Topology.RouterBroadcastKey;
                     });
-                    e.Bind(Topology.ClaimExchange, b => b.ExchangeType = "fanout");
                     e.Bind(Topology.EventExchange, b => b.ExchangeType = "fanout");
 
-                    e.UseFilter(new WireTypeFilter());
                     e.UseMessageRetry(r =>
                     {
                         r.Handle<ConcurrencyException>();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Http;
 
 namespace CallRouter.AriSimulator;
@@ -5,8 +6,7 @@ namespace CallRouter.AriSimulator;
 /// <summary>The /ari/events WebSockets, grouped by application name.</summary>
 internal sealed class EventSockets
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppSockets> _apps =
-        new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, AppSockets> _apps = new(StringComparer.Ordinal);
 
     public bool IsConnected(string app) => ConnectionsOf(app).Length > 0;
 

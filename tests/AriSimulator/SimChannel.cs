@@ -179,7 +179,7 @@ public sealed class SimChannel
                 App = null,
                 StasisStatus = "SUCCESS",
                 ContinuedTo = target,
-                HandoverTimestamp = Stopwatch.GetTimestamp(),
+                HandoverTimestamp = FirstHandoverTimestamp(),
                 Dialplan = new DialplanState(target.Context, target.Extension, target.Priority, "", ""),
             };
         }
@@ -214,7 +214,7 @@ public sealed class SimChannel
                 StasisStatus = "SUCCESS",
                 MovedToApp = destination,
                 MovedArgs = args,
-                HandoverTimestamp = _facts.HandoverTimestamp == 0 ? Stopwatch.GetTimestamp() : _facts.HandoverTimestamp,
+                HandoverTimestamp = FirstHandoverTimestamp(),
             };
             Emit(AriEvent.StasisStart(this, _facts, args), destination, toSubscribers: false);
         }
@@ -287,6 +287,10 @@ public sealed class SimChannel
             _core.Subscriptions.Remove(app, Id);
         }
     }
+
+    // A channel moved to another app may be continued later; the handover we measure is the first one.
+    private long FirstHandoverTimestamp() =>
+        _facts.HandoverTimestamp != 0 ? _facts.HandoverTimestamp : Stopwatch.GetTimestamp();
 
     private ChannelOpResult CheckInStasis() => _facts.Phase switch
     {

@@ -142,6 +142,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         CorrelationId = callId.ToString(),
         Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
         Expiration = ttlMs?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(type) },
     };
 
     public async ValueTask DisposeAsync()

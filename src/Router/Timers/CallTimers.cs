@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using CallRouter.Messages;
 using CallRouter.Router.Transport;
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -19,15 +20,16 @@ public interface ICallTimers
 /// </summary>
 public sealed class InProcessCallTimers : BackgroundService, ICallTimers
 {
-    private readonly IBus _bus;
+    private readonly IServiceProvider _services;
     private readonly ILogger<InProcessCallTimers> _logger;
     private readonly DueQueue<Func<ISendEndpoint, Task>> _pending;
     private readonly Channel<Func<ISendEndpoint, Task>> _due =
         Channel.CreateUnbounded<Func<ISendEndpoint, Task>>(new UnboundedChannelOptions { SingleReader = true });
 
-    public InProcessCallTimers(IBus bus, TimeProvider clock, ILogger<InProcessCallTimers> logger)
+    // The bus is resolved when timers start, not here: the bus needs the state machine, which needs these timers.
+    public InProcessCallTimers(IServiceProvider services, TimeProvider clock, ILogger<InProcessCallTimers> logger)
     {
-        _bus = bus;
+        _services = services;
         _logger = logger;
         _pending = new DueQueue<Func<ISendEndpoint, Task>>("call-timers", send => _due.Writer.TryWrite(send), clock);
     }
@@ -38,7 +40,7 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var registration = stoppingToken.Register(() => _due.Writer.TryComplete());
-        var endpoint = await _bus.GetSendEndpoint(new Uri($"queue:{Topology.RouterQueue}"));
+        var endpoint = await _services.GetRequiredService<IBus>().GetSendEndpoint(new Uri($"queue:{Topology.RouterQueue}"));
         await foreach (var send in _due.Reader.ReadAllAsync(CancellationToken.None))
         {
             try

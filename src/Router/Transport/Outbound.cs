@@ -39,9 +39,10 @@ public static class Outbound
     }
 
     /// <summary>Call messages live for seconds: transient, typed by the AMQP type property, correlated by the caller's id.</summary>
-    public static void Stamp(SendContext send, string type, string routingKey, string? correlationId)
+    public static void Stamp<T>(SendContext<T> send, string type, string routingKey, string? correlationId) where T : class
     {
         send.Durable = false;
+        send.Headers.Set(Topology.MessageTypeHeader, MessageUrn.ForTypeString<T>());
         send.SetRoutingKey(routingKey);
         if (send.TryGetPayload<RabbitMqSendContext>(out var amqp))
         {

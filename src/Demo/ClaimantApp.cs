@@ -1,0 +1,151 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using CallRouter.Messages;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace CallRouter.Demo;
+
+/// <summary>
+/// An app that takes part in broadcasts using only the documented wire contract (RabbitMQ.Client, plain JSON):
+/// it heartbeats, consumes broadcasts from app.NAME, claims with reply_to + correlation_id and reads the answer.
+/// </summary>
+public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<ClaimReply>> _waiting = new();
+    private readonly CancellationTokenSource _stop = new();
+    private IConnection? _connection;
+    private IChannel? _channel;
+    private IChannel? _replies;
+    private readonly SemaphoreSlim _publishLock = new(1, 1);
+    private string _replyQueue = "";
+    private Task _heartbeats = Task.CompletedTask;
+
+    public string Name { get; } = name;
+
+    /// <summary>Claim every broadcast as soon as it arrives.</summary>
+    public bool AutoClaim { get; init; } = true;
+
+    /// <summary>Where claimed calls should continue (null: the adapter's default).</summary>
+    public DialplanTarget? Target { get; init; }
+
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    public ConcurrentQueue<CallBroadcast> Broadcasts { get; } = new();
+    public ConcurrentQueue<CallClaimed> ClaimedNotices { get; } = new();
+    public ConcurrentQueue<ClaimReply> Replies { get; } = new();
+    public int Wins => Replies.Count(r => r.Accepted);
+
+    public event Action<CallBroadcast>? BroadcastReceived;
+
+    public async Task Start(CancellationToken cancellationToken = default)
+    {
+        var factory = new ConnectionFactory
+        {
+            HostName = broker.Host, Port = broker.Port, VirtualHost = broker.VirtualHost,
+            UserName = broker.User, Password = broker.Password, ClientProvidedName = $"app {Name}",
+            ConsumerDispatchConcurrency = 16,
+        };
+        _connection = await factory.CreateConnectionAsync(cancellationToken);
+        _channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+
+        await _channel.ExchangeDeclareAsync(Topology.BroadcastExchange, ExchangeType.Topic, durable: true, cancellationToken: cancellationToken);
+        await _channel.ExchangeDeclareAsync(Topology.ClaimExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
+        await _channel.ExchangeDeclareAsync(Topology.HeartbeatExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
+        var queue = Topology.AppQueue(Name);
+        await _channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await _channel.QueueBindAsync(queue, Topology.BroadcastExchange, Name, cancellationToken: cancellationToken);
+        // Replies are consumed on their own channel, so broadcast handlers waiting for answers never block them.
+        _replies = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        _replyQueue = (await _replies.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
+        var replies = new AsyncEventingBasicConsumer(_replies);
+        replies.ReceivedAsync += (_, d) => OnReply(d);
+        await _replies.BasicConsumeAsync(_replyQueue, autoAck: true, replies, cancellationToken);
+
+        var broadcasts = new AsyncEventingBasicConsumer(_channel);
+        broadcasts.ReceivedAsync += (_, d) => OnBroadcast(d);
+        await _channel.BasicConsumeAsync(queue, autoAck: true, broadcasts, cancellationToken);
+
+        await Heartbeat();
+        _heartbeats = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(HeartbeatInterval);
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+                await Heartbeat();
+        });
+    }
+
+    public Task Heartbeat(string? status = null) =>
+        Publish(Topology.HeartbeatExchange, Wire.Serialize(new AppHeartbeat(Name, Environment.ProcessId.ToString(), status)), null, Topology.Types.AppHeartbeat);
+
+    /// <summary>Claims a call and waits for the router's answer.</summary>
+    public Task<ClaimReply> Claim(Guid callId, DialplanTarget? target = null, string? moveToApp = null, IReadOnlyList<string>? appArgs = null) =>
+        ClaimRaw(Wire.Serialize(new ClaimCall(callId, Name, target ?? Target, moveToApp, appArgs)));
+
+    /// <summary>Publishes any bytes as a claim and waits for the answer (for malformed-input tests).</summary>
+    public async Task<ClaimReply> ClaimRaw(byte[] body, TimeSpan? timeout = null)
+    {
+        var correlationId = Guid.NewGuid().ToString("N");
+        var answer = new TaskCompletionSource<ClaimReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiting[correlationId] = answer;
+        await Publish(Topology.ClaimExchange, body, correlationId, null);
+        return await answer.Task.WaitAsync(timeout ?? TimeSpan.FromSeconds(10));
+    }
+
+    private async Task Publish(string exchange, byte[] body, string? correlationId, string? type)
+    {
+        var properties = new BasicProperties { ContentType = "application/json", ReplyTo = correlationId is null ? null : _replyQueue, CorrelationId = correlationId, Type = type };
+        await _publishLock.WaitAsync();
+        try
+        {
+            await _channel!.BasicPublishAsync(exchange, "", false, properties, body);
+        }
+        finally
+        {
+            _publishLock.Release();
+        }
+    }
+
+    private Task OnReply(BasicDeliverEventArgs delivery)
+    {
+        var reply = JsonSerializer.Deserialize<ClaimReply>(delivery.Body.Span, Wire.Json)!;
+        Replies.Enqueue(reply);
+        if (delivery.BasicProperties.CorrelationId is { } id && _waiting.TryRemove(id, out var waiting))
+            waiting.TrySetResult(reply);
+        return Task.CompletedTask;
+    }
+
+    private async Task OnBroadcast(BasicDeliverEventArgs delivery)
+    {
+        if (delivery.BasicProperties.Type == Topology.Types.CallClaimed)
+        {
+            ClaimedNotices.Enqueue(JsonSerializer.Deserialize<CallClaimed>(delivery.Body.Span, Wire.Json)!);
+            return;
+        }
+        var broadcast = JsonSerializer.Deserialize<CallBroadcast>(delivery.Body.Span, Wire.Json)!;
+        Broadcasts.Enqueue(broadcast);
+        BroadcastReceived?.Invoke(broadcast);
+        if (AutoClaim)
+            await Claim(broadcast.CallId);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _heartbeats;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        if (_channel is { IsOpen: true })
+            await Heartbeat("stopping");
+        if (_connection is not null)
+        {
+            await _connection.CloseAsync();
+            _connection.Dispose();
+        }
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,12 @@
+using CallRouter.Router;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Debug);
+builder.AddRouter();
+var h = builder.Build();
+Console.WriteLine("starting");
+await h.StartAsync();
+Console.WriteLine("started");
+await h.StopAsync();
+return 0;

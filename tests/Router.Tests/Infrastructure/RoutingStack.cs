@@ -1,0 +1,147 @@
+using CallRouter.AriSimulator;
+using CallRouter.AsteriskAdapter;
+using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Demo;
+using CallRouter.Router;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace CallRouter.Tests.Infrastructure;
+
+/// <summary>The whole path on real parts: ARI simulator (HTTP + WebSocket), adapter and router hosts, RabbitMQ, claimant apps.</summary>
+public sealed class RoutingStack : IAsyncLifetime
+{
+    public const string StasisApp = "call-router";
+    public const string Node = "test-node";
+
+    private readonly List<ClaimantApp> _apps = [];
+
+    public TestBroker Broker { get; private set; } = null!;
+    public AriSimulator.AriSimulator Ari { get; private set; } = null!;
+    public IHost? Router { get; private set; }
+    public IHost? Adapter { get; private set; }
+
+    /// <summary>Adapter settings a test class may change before InitializeAsync (through its own fixture subclass).</summary>
+    public Dictionary<string, string?> AdapterSettings { get; } = new()
+    {
+        ["Adapter:App"] = StasisApp,
+        ["Adapter:Node"] = Node,
+        ["Adapter:DefaultTimeoutMs"] = "2000",
+        ["Adapter:FallbackGrace"] = "00:00:00.500",
+        ["Adapter:AppLivenessTimeout"] = "00:00:05",
+    };
+
+    public async Task InitializeAsync()
+    {
+        Broker = await TestBroker.Create();
+        Ari = await AriSimulator.AriSimulator.StartAsync();
+        await StartRouter();
+        await StartAdapter();
+    }
+
+    public async Task StartRouter()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(BrokerSettings());
+        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        builder.AddRouter();
+        Router = builder.Build();
+        await Router.StartAsync();
+    }
+
+    public async Task StopRouter()
+    {
+        if (Router is null)
+            return;
+        await Router.StopAsync();
+        Router.Dispose();
+        Router = null;
+    }
+
+    public async Task StartAdapter()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(AdapterSettings).Append(new("Adapter:AriUrl", Ari.BaseUrl.ToString())));
+        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        builder.AddAsteriskAdapter();
+        Adapter = builder.Build();
+        await Adapter.StartAsync();
+        await Ari.WaitForAppAsync(StasisApp, TimeSpan.FromSeconds(15));
+        foreach (var app in _apps)
+            await WaitUntilLive(app.Name);
+    }
+
+    public async Task StopAdapter()
+    {
+        if (Adapter is null)
+            return;
+        await Adapter.StopAsync();
+        Adapter.Dispose();
+        Adapter = null;
+    }
+
+    /// <summary>Starts an app and waits until the adapter counts it as live.</summary>
+    public async Task<ClaimantApp> AddApp(string name, bool autoClaim = true)
+    {
+        var app = new ClaimantApp(Broker.Options, name) { AutoClaim = autoClaim };
+        await app.Start();
+        _apps.Add(app);
+        await WaitUntilLive(name);
+        return app;
+    }
+
+    public async Task RemoveApp(ClaimantApp app)
+    {
+        _apps.Remove(app);
+        await app.DisposeAsync();
+    }
+
+    public async Task WaitUntilLive(string app)
+    {
+        var live = Adapter!.Services.GetRequiredService<LiveApps>();
+        await Eventually.True(() => live.IsLive(app), TimeSpan.FromSeconds(10), $"app {app} never became live");
+    }
+
+    public async Task WaitUntilGone(string app)
+    {
+        var live = Adapter!.Services.GetRequiredService<LiveApps>();
+        await Eventually.True(() => !live.IsLive(app), TimeSpan.FromSeconds(10), $"app {app} is still live");
+    }
+
+    private IEnumerable<KeyValuePair<string, string?>> BrokerSettings() =>
+    [
+        new("Broker:Host", Broker.Options.Host),
+        new("Broker:Port", Broker.Options.Port.ToString()),
+        new("Broker:VirtualHost", Broker.Options.VirtualHost),
+        new("Broker:User", Broker.Options.User),
+        new("Broker:Password", Broker.Options.Password),
+    ];
+
+    public async Task DisposeAsync()
+    {
+        foreach (var app in _apps)
+            await app.DisposeAsync();
+        await StopAdapter();
+        await StopRouter();
+        await Ari.DisposeAsync();
+        await Broker.DisposeAsync();
+    }
+}
+
+/// <summary>Polls a condition until it holds or the time is up (for state that has no event to await).</summary>
+public static class Eventually
+{
+    public static async Task True(Func<bool> condition, TimeSpan within, string failure)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException(failure);
+            await Task.Delay(20);
+        }
+    }
+}
