@@ -36,6 +36,7 @@ public sealed class RoutingStack : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        ThreadPool.SetMinThreads(64, 64);
         Broker = await TestBroker.Create();
         Ari = await AriSimulator.AriSimulator.StartAsync();
         await StartRouter();
