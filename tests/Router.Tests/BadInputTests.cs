@@ -1,0 +1,88 @@
+using System.Text;
+using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Messages;
+using CallRouter.Tests.Infrastructure;
+using RabbitMQ.Client;
+using Xunit;
+
+namespace CallRouter.Tests;
+
+/// <summary>Nonsense from an app gets a precise rejection and is parked with its reason; real calls keep being decided.</summary>
+public sealed class BadInputTests : IAsyncLifetime
+{
+    private readonly RoutingStack _stack = new();
+
+    public Task InitializeAsync() => _stack.InitializeAsync();
+
+    public Task DisposeAsync() => _stack.DisposeAsync();
+
+    [Fact]
+    public async Task Malformed_claims_are_rejected_with_the_reason_and_parked_and_the_router_keeps_deciding()
+    {
+        var app = await _stack.AddApp("sales", autoClaim: false);
+        var callId = Guid.NewGuid();
+        var cases = new (string Body, string Detail)[]
+        {
+            ("{not json", "not valid JSON"),
+            ("[1,2,3]", "a claim must be a JSON object, not Array"),
+            ($$"""{"callId":123,"app":"sales"}""", "callId must be a string, not Number"),
+            ($$"""{"callId":"{{callId}}"}""", "app is missing"),
+            ($$"""{"callId":"nope","app":"sales"}""", "callId 'nope' is not a UUID"),
+            ($$$"""{"callId":"{{{callId}}}","app":"sales","target":{"context":"x","extension":"s","priority":"one"}}""", "target.priority must be a whole number of at least 1"),
+            ($$"""{"callId":"{{callId}}","app":"bad.name"}""", "app 'bad.name' is not a valid app name"),
+            ($$"""{"callId":"{{callId}}","app":"sales","pad":"{{new string('x', 20_000)}}"}""", "the limit is 16384"),
+        };
+
+        foreach (var (body, detail) in cases)
+        {
+            var reply = await app.ClaimRaw(Encoding.UTF8.GetBytes(body));
+            Assert.False(reply.Accepted);
+            Assert.Equal(RejectReason.InvalidRequest, reply.Reason);
+            Assert.Contains(detail, reply.Detail);
+        }
+
+        var parked = await _stack.Broker.GetQueueMessages(Topology.ClaimErrorQueue);
+        Assert.Equal(cases.Length, System.Text.Json.JsonDocument.Parse(parked).RootElement.GetArrayLength());
+        Assert.Contains("x-error", parked);
+
+        // The router still decides real calls.
+        var offered = new TaskCompletionSource<CallBroadcast>();
+        app.BroadcastReceived += b => offered.TrySetResult(b);
+        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True((await app.Claim(broadcast.CallId)).Accepted);
+        await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(CallStatus.Success, channel.Variables[CallHandover.StatusVariable]);
+    }
+
+    [Fact]
+    public async Task A_malformed_heartbeat_is_parked_with_its_reason_and_gives_no_app_liveness()
+    {
+        var app = await _stack.AddApp("sales");
+        await using var raw = new Demo.ClaimantApp(_stack.Broker.Options, "raw-sender");
+        await raw.Start();
+        await _stack.WaitUntilLive("raw-sender");
+        await raw.Heartbeat("stopping");
+        await _stack.WaitUntilGone("raw-sender");
+
+        await PublishHeartbeat("""{"app":"no.dots.allowed"}""");
+        await PublishHeartbeat("{oops");
+        await Eventually.True(() => CountParked().Result == 2, TimeSpan.FromSeconds(5), "heartbeats not parked");
+
+        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("sales", channel.Variables[CallHandover.WinnerVariable]);
+    }
+
+    private async Task<int> CountParked() =>
+        System.Text.Json.JsonDocument.Parse(await _stack.Broker.GetQueueMessages(Topology.HeartbeatExchange + "_error")).RootElement.GetArrayLength();
+
+    private async Task PublishHeartbeat(string body)
+    {
+        var o = _stack.Broker.Options;
+        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        await channel.BasicPublishAsync(Topology.HeartbeatExchange, "", false, new BasicProperties(), Encoding.UTF8.GetBytes(body));
+    }
+}
