@@ -47,6 +47,10 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
             {
                 await send(endpoint);
             }
+            catch (TransportUnavailableException) when (stoppingToken.IsCancellationRequested)
+            {
+                // Shutting down: remaining deadlines are the adapter's fallback's job.
+            }
             catch (Exception exception)
             {
                 _logger.LogError(exception, "A timer could not be delivered; the adapter's own deadline fallback will end the call");
