@@ -34,7 +34,6 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     public ConcurrentQueue<CallBroadcast> Broadcasts { get; } = new();
     public ConcurrentQueue<CallClaimed> ClaimedNotices { get; } = new();
     public ConcurrentQueue<ClaimReply> Replies { get; } = new();
-    public int Wins => Replies.Count(r => r.Accepted);
 
     public event Action<CallBroadcast>? BroadcastReceived;
 

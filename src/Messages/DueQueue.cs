@@ -19,11 +19,6 @@ public sealed class DueQueue<T> : IDisposable
         new Thread(Run) { IsBackground = true, Name = name, Priority = ThreadPriority.AboveNormal }.Start();
     }
 
-    public int Count
-    {
-        get { lock (_gate) return _pending.Count; }
-    }
-
     public void Add(DateTimeOffset due, T item)
     {
         lock (_gate)

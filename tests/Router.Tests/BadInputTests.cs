@@ -8,18 +8,12 @@ using Xunit;
 namespace CallRouter.Tests;
 
 /// <summary>Nonsense from an app gets a precise rejection and is parked with its reason; real calls keep being decided.</summary>
-public sealed class BadInputTests : IAsyncLifetime
+public sealed class BadInputTests : RoutingTest
 {
-    private readonly RoutingStack _stack = new();
-
-    public Task InitializeAsync() => _stack.InitializeAsync();
-
-    public Task DisposeAsync() => _stack.DisposeAsync();
-
     [Fact]
     public async Task Malformed_claims_are_rejected_with_the_reason_and_parked_and_the_router_keeps_deciding()
     {
-        var app = await _stack.AddApp("sales", autoClaim: false);
+        var app = await Stack.AddApp("sales", autoClaim: false);
         var callId = Guid.NewGuid();
         var cases = new (string Body, string Detail)[]
         {
@@ -41,14 +35,14 @@ public sealed class BadInputTests : IAsyncLifetime
             Assert.Contains(detail, reply.Detail);
         }
 
-        var parked = await _stack.Broker.GetQueueMessages(Topology.ClaimErrorQueue);
+        var parked = await Stack.Broker.GetQueueMessages(Topology.ClaimErrorQueue);
         Assert.Equal(cases.Length, System.Text.Json.JsonDocument.Parse(parked).RootElement.GetArrayLength());
         Assert.Contains("x-error", parked);
 
         // The router still decides real calls.
         var offered = new TaskCompletionSource<CallBroadcast>();
         app.BroadcastReceived += b => offered.TrySetResult(b);
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.True((await app.Claim(broadcast.CallId)).Accepted);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
@@ -58,28 +52,28 @@ public sealed class BadInputTests : IAsyncLifetime
     [Fact]
     public async Task A_malformed_heartbeat_is_parked_with_its_reason_and_gives_no_app_liveness()
     {
-        var app = await _stack.AddApp("sales");
-        await using var raw = new Demo.ClaimantApp(_stack.Broker.Options, "raw-sender");
+        var app = await Stack.AddApp("sales");
+        await using var raw = new Demo.ClaimantApp(Stack.Broker.Options, "raw-sender");
         await raw.Start();
-        await _stack.WaitUntilLive("raw-sender");
+        await Stack.WaitUntilLive("raw-sender");
         await raw.Heartbeat("stopping");
-        await _stack.WaitUntilGone("raw-sender");
+        await Stack.WaitUntilGone("raw-sender");
 
         await PublishHeartbeat("""{"app":"no.dots.allowed"}""");
         await PublishHeartbeat("{oops");
         await Eventually.True(() => CountParked().Result == 2, TimeSpan.FromSeconds(5), "heartbeats not parked");
 
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Equal("sales", channel.Variables[CallHandover.WinnerVariable]);
     }
 
     private async Task<int> CountParked() =>
-        System.Text.Json.JsonDocument.Parse(await _stack.Broker.GetQueueMessages(Topology.HeartbeatExchange + "_error")).RootElement.GetArrayLength();
+        System.Text.Json.JsonDocument.Parse(await Stack.Broker.GetQueueMessages(Topology.HeartbeatExchange + "_error")).RootElement.GetArrayLength();
 
     private async Task PublishHeartbeat(string body)
     {
-        var o = _stack.Broker.Options;
+        var o = Stack.Broker.Options;
         var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();

@@ -6,22 +6,16 @@ using Xunit;
 namespace CallRouter.Tests;
 
 /// <summary>A call offered to live apps, claimed, and handed over — end to end on RabbitMQ and the ARI simulator.</summary>
-public sealed class ClaimFlowTests : IAsyncLifetime
+public sealed class ClaimFlowTests : RoutingTest
 {
-    private readonly RoutingStack _stack = new();
-
-    public Task InitializeAsync() => _stack.InitializeAsync();
-
-    public Task DisposeAsync() => _stack.DisposeAsync();
-
     [Fact]
     public async Task One_app_claims_and_the_call_continues_at_its_target_with_the_router_variables()
     {
-        var sales = await _stack.AddApp("sales", autoClaim: false);
+        var sales = await Stack.AddApp("sales", autoClaim: false);
         var offered = new TaskCompletionSource<CallBroadcast>();
         sales.BroadcastReceived += b => offered.TrySetResult(b);
 
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=3000", "args=vip:gold"], extension: "2000", callerNumber: "5557777", callerName: "Carol");
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=3000", "args=vip:gold"], extension: "2000", callerNumber: "5557777", callerName: "Carol");
         var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
         var reply = await sales.Claim(broadcast.CallId, new DialplanTarget("sales", "s", 1));
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));

@@ -7,23 +7,17 @@ using Xunit;
 namespace CallRouter.Tests;
 
 /// <summary>Calls that end without a winner: TIMEOUT, FAILED at once, ABANDONED; and claims for calls that are not open.</summary>
-public sealed class OutcomeTests : IAsyncLifetime
+public sealed class OutcomeTests : RoutingTest
 {
-    private readonly RoutingStack _stack = new();
-
-    public Task InitializeAsync() => _stack.InitializeAsync();
-
-    public Task DisposeAsync() => _stack.DisposeAsync();
-
     [Fact]
     public async Task With_no_claim_the_router_times_the_call_out_within_20_ms_of_the_deadline_at_p99()
     {
-        await _stack.AddApp("silent", autoClaim: false);
-        await _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=100"]).Handover.WaitAsync(TimeSpan.FromSeconds(5)); // warm the timeout path
+        await Stack.AddApp("silent", autoClaim: false);
+        await Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=100"]).Handover.WaitAsync(TimeSpan.FromSeconds(5)); // warm the timeout path
         var channels = new List<AriSimulator.SimChannel>();
         for (var i = 0; i < 50; i++)
         {
-            channels.Add(_stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=300"]));
+            channels.Add(Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=300"]));
             await Task.Delay(10);
         }
         await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(10));
@@ -44,9 +38,9 @@ public sealed class OutcomeTests : IAsyncLifetime
     [Fact]
     public async Task No_live_app_matching_the_filter_fails_at_once_with_the_reason()
     {
-        await _stack.AddApp("sales", autoClaim: false);
+        await Stack.AddApp("sales", autoClaim: false);
         var started = Stopwatch.StartNew();
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "filter=^billing$"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "filter=^billing$"]);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
 
         Assert.True(started.ElapsedMilliseconds < 1000, $"took {started.ElapsedMilliseconds} ms");
@@ -60,8 +54,8 @@ public sealed class OutcomeTests : IAsyncLifetime
     [InlineData(@"filter=(a)\1", "linear-time matching cannot run")]
     public async Task An_invalid_filter_fails_at_once_with_the_reason(string filterArg, string detail)
     {
-        var sales = await _stack.AddApp("sales");
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", filterArg]);
+        var sales = await Stack.AddApp("sales");
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", filterArg]);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(2));
 
         Assert.Equal(CallStatus.Failed, channel.Variables[CallHandover.StatusVariable]);
@@ -73,8 +67,8 @@ public sealed class OutcomeTests : IAsyncLifetime
     [Fact]
     public async Task Invalid_options_fail_at_once()
     {
-        await _stack.AddApp("sales");
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=soon"]);
+        await Stack.AddApp("sales");
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=soon"]);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(2));
 
         Assert.Equal(CallStatus.Failed, channel.Variables[CallHandover.StatusVariable]);
@@ -84,13 +78,13 @@ public sealed class OutcomeTests : IAsyncLifetime
     [Fact]
     public async Task A_hangup_during_the_broadcast_abandons_the_call_and_a_late_claim_is_rejected_as_finished()
     {
-        var sales = await _stack.AddApp("sales", autoClaim: false);
+        var sales = await Stack.AddApp("sales", autoClaim: false);
         var offered = new TaskCompletionSource<CallBroadcast>();
         sales.BroadcastReceived += b => offered.TrySetResult(b);
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
 
-        await _stack.Ari.HangupAsync(channel.Id);
+        await Stack.Ari.HangupAsync(channel.Id);
         await Task.Delay(300);
         var reply = await sales.Claim(broadcast.CallId);
 
@@ -103,7 +97,7 @@ public sealed class OutcomeTests : IAsyncLifetime
     [Fact]
     public async Task A_claim_for_an_unknown_call_is_rejected_as_not_found()
     {
-        var sales = await _stack.AddApp("sales", autoClaim: false);
+        var sales = await Stack.AddApp("sales", autoClaim: false);
         var reply = await sales.Claim(Guid.NewGuid());
 
         Assert.False(reply.Accepted);
@@ -113,11 +107,11 @@ public sealed class OutcomeTests : IAsyncLifetime
     [Fact]
     public async Task A_claim_from_an_app_outside_the_audience_is_an_invalid_request()
     {
-        var sales = await _stack.AddApp("sales", autoClaim: false);
-        var support = await _stack.AddApp("support", autoClaim: false);
+        var sales = await Stack.AddApp("sales", autoClaim: false);
+        var support = await Stack.AddApp("support", autoClaim: false);
         var offered = new TaskCompletionSource<CallBroadcast>();
         sales.BroadcastReceived += b => offered.TrySetResult(b);
-        _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "filter=^sales$"]);
+        Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "filter=^sales$"]);
         var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
 
         var reply = await support.Claim(broadcast.CallId);
@@ -131,11 +125,11 @@ public sealed class OutcomeTests : IAsyncLifetime
     [Fact]
     public async Task With_notify_every_app_in_the_audience_hears_who_won()
     {
-        var sales = await _stack.AddApp("sales", autoClaim: false);
-        var support = await _stack.AddApp("support", autoClaim: false);
+        var sales = await Stack.AddApp("sales", autoClaim: false);
+        var support = await Stack.AddApp("support", autoClaim: false);
         var offered = new TaskCompletionSource<CallBroadcast>();
         sales.BroadcastReceived += b => offered.TrySetResult(b);
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "notify=yes"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "notify=yes"]);
         var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
 
         Assert.True((await sales.Claim(broadcast.CallId)).Accepted);

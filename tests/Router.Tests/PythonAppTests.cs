@@ -8,28 +8,22 @@ using Xunit;
 namespace CallRouter.Tests;
 
 /// <summary>An app in another language (Python, pika only) claims a call and reads its answer.</summary>
-public sealed class PythonAppTests : IAsyncLifetime
+public sealed class PythonAppTests : RoutingTest
 {
-    private readonly RoutingStack _stack = new();
-
-    public Task InitializeAsync() => _stack.InitializeAsync();
-
-    public Task DisposeAsync() => _stack.DisposeAsync();
-
     [Fact]
     public async Task A_pika_app_claims_with_direct_reply_to_and_gets_its_answer()
     {
         var script = Path.Combine(AppContext.BaseDirectory, "python", "claim_once.py");
         var start = new ProcessStartInfo("/usr/bin/python3", [script, "py-app"]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.Environment["RABBITMQ_HOST"] = _stack.Broker.Options.Host;
-        start.Environment["RABBITMQ_PORT"] = _stack.Broker.Options.Port.ToString();
-        start.Environment["RABBITMQ_VHOST"] = _stack.Broker.Options.VirtualHost;
+        start.Environment["RABBITMQ_HOST"] = Stack.Broker.Options.Host;
+        start.Environment["RABBITMQ_PORT"] = Stack.Broker.Options.Port.ToString();
+        start.Environment["RABBITMQ_VHOST"] = Stack.Broker.Options.VirtualHost;
         using var python = Process.Start(start)!;
         var stderr = python.StandardError.ReadToEndAsync();
         Assert.Equal("ready", await python.StandardOutput.ReadLineAsync());
-        await _stack.WaitUntilLive("py-app");
+        await Stack.WaitUntilLive("py-app");
 
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         var answer = await python.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10));
         await python.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));

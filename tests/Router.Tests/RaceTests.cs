@@ -6,26 +6,20 @@ using Xunit;
 namespace CallRouter.Tests;
 
 /// <summary>Several apps claiming every call at once: exactly one winner per call, fairly spread.</summary>
-public sealed class RaceTests : IAsyncLifetime
+public sealed class RaceTests : RoutingTest
 {
-    private readonly RoutingStack _stack = new();
-
-    public Task InitializeAsync() => _stack.InitializeAsync();
-
-    public Task DisposeAsync() => _stack.DisposeAsync();
-
     [Fact]
     public async Task Five_apps_racing_on_1000_calls_get_exactly_one_winner_each_and_every_other_claim_is_rejected_as_already_claimed()
     {
         const int calls = 1000;
         var apps = new List<Demo.ClaimantApp>();
         for (var i = 1; i <= 5; i++)
-            apps.Add(await _stack.AddApp($"racer-{i}"));
+            apps.Add(await Stack.AddApp($"racer-{i}"));
 
         var channels = new List<AriSimulator.SimChannel>();
         for (var i = 0; i < calls; i++)
         {
-            channels.Add(_stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=10000"]));
+            channels.Add(Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=10000"]));
             if (i % 50 == 49)
                 await Task.Delay(100);
         }

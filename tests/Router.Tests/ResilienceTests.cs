@@ -10,21 +10,15 @@ using Xunit;
 namespace CallRouter.Tests;
 
 /// <summary>No call is stranded: the adapter falls back alone, recovers leftovers, and claims that overtake broadcasts still count.</summary>
-public sealed class ResilienceTests : IAsyncLifetime
+public sealed class ResilienceTests : RoutingTest
 {
-    private readonly RoutingStack _stack = new();
-
-    public Task InitializeAsync() => _stack.InitializeAsync();
-
-    public Task DisposeAsync() => _stack.DisposeAsync();
-
     [Fact]
     public async Task With_the_router_stopped_the_adapter_falls_back_by_itself_after_the_deadline_and_grace()
     {
-        await _stack.AddApp("sales");
-        await _stack.StopRouter();
+        await Stack.AddApp("sales");
+        await Stack.StopRouter();
         var started = Stopwatch.StartNew();
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=300"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=300"]);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
 
         Assert.InRange(started.ElapsedMilliseconds, 800, 2000);
@@ -35,15 +29,15 @@ public sealed class ResilienceTests : IAsyncLifetime
     [Fact]
     public async Task A_restarted_adapter_falls_back_the_channels_left_in_its_stasis_app()
     {
-        var app = await _stack.AddApp("sales", autoClaim: false);
+        var app = await Stack.AddApp("sales", autoClaim: false);
         var offered = new TaskCompletionSource<CallBroadcast>();
         app.BroadcastReceived += b => offered.TrySetResult(b);
-        var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=30000"]);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=30000"]);
         await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
 
-        await _stack.StopAdapter();
+        await Stack.StopAdapter();
         Assert.Equal(RoutingStack.StasisApp, channel.App);
-        await _stack.StartAdapter();
+        await Stack.StartAdapter();
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
 
         Assert.Equal(CallStatus.Failed, channel.Variables[CallHandover.StatusVariable]);
@@ -53,8 +47,8 @@ public sealed class ResilienceTests : IAsyncLifetime
     [Fact]
     public async Task A_claim_that_reaches_the_router_before_its_broadcast_is_still_decided()
     {
-        var app = await _stack.AddApp("sales", autoClaim: false);
-        var o = _stack.Broker.Options;
+        var app = await Stack.AddApp("sales", autoClaim: false);
+        var o = Stack.Broker.Options;
         var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();

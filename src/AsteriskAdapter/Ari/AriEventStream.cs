@@ -11,9 +11,6 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
 {
     private readonly AdapterOptions _options = options.Value;
 
-    public bool Connected { get; private set; }
-    public int Reconnects { get; private set; }
-
     /// <summary>Runs until cancelled. <paramref name="onConnected"/> runs after every (re)connect, before events are read.</summary>
     public async Task Run(Func<DateTimeOffset, CancellationToken, Task> onConnected, Func<AriEvent, Task> onEvent, CancellationToken cancellationToken)
     {
@@ -25,7 +22,6 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
                 using var socket = new ClientWebSocket();
                 await socket.ConnectAsync(EventsUri(), cancellationToken);
                 var connectedAt = DateTimeOffset.UtcNow;
-                Connected = true;
                 delay = TimeSpan.FromMilliseconds(200);
                 logger.LogInformation("ARI events connected for app {App}", _options.App);
                 await onConnected(connectedAt, cancellationToken);
@@ -39,8 +35,6 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
             {
                 logger.LogWarning("ARI events for {App} unavailable ({Error}); retrying in {Delay} ms", _options.App, exception.Message, delay.TotalMilliseconds);
             }
-            Connected = false;
-            Reconnects++;
             try
             {
                 await Task.Delay(delay, cancellationToken);

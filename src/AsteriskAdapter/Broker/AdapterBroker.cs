@@ -19,7 +19,6 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     public string CommandQueue => Topology.AdapterQueue(adapter.Value.Node);
     public string CommandErrorQueue => CommandQueue + "_error";
     public string HeartbeatErrorQueue => Topology.HeartbeatExchange + "_error";
-    public bool Connected => _connection?.IsOpen == true;
 
     public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, CancellationToken cancellationToken)
     {

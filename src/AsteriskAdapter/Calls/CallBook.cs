@@ -26,8 +26,6 @@ public sealed class CallBook
     private readonly ConcurrentDictionary<Guid, OpenCall> _byId = new();
     private readonly ConcurrentDictionary<string, OpenCall> _byChannel = new(StringComparer.Ordinal);
 
-    public int Count => _byId.Count;
-
     public void Add(OpenCall call)
     {
         _byId[call.CallId] = call;

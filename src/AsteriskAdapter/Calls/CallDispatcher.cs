@@ -39,8 +39,6 @@ public sealed class CallDispatcher : BackgroundService
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
-    public bool Ready => _events.Connected && _broker.Connected;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await _broker.Start(OnCommand, OnHeartbeat, stoppingToken);

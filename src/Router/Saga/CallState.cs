@@ -13,7 +13,6 @@ public sealed class CallState : SagaStateMachineInstance, ISagaVersion
     public string? ChannelId { get; set; }
     public string? Node { get; set; }
     public List<string> Audience { get; set; } = [];
-    public IReadOnlyList<string> Args { get; set; } = [];
     public bool NotifyClaimed { get; set; }
     public DateTimeOffset? BroadcastAt { get; set; }
     public DateTimeOffset? Deadline { get; set; }

@@ -113,15 +113,14 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         call.ChannelId = broadcast.ChannelId;
         call.Node = broadcast.Node;
         call.Audience = [.. broadcast.Audience];
-        call.Args = broadcast.Args;
         call.NotifyClaimed = broadcast.NotifyClaimed;
         call.BroadcastAt = broadcast.BroadcastAt;
         call.Deadline = broadcast.Deadline;
         _timers.Schedule(broadcast.Deadline, new BroadcastDeadline(call.CorrelationId));
     }
 
-    private static void Hold(BehaviorContext<CallState, ClaimCall> context) =>
-        context.Saga.PendingClaims.Add(new PendingClaim(context.Message, Outbound.ReplyRouteOf(context), DateTimeOffset.UtcNow));
+    private void Hold(BehaviorContext<CallState, ClaimCall> context) =>
+        context.Saga.PendingClaims.Add(new PendingClaim(context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow()));
 
     private void End(CallState call, string status, string reason)
     {

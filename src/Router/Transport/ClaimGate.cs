@@ -21,8 +21,6 @@ public sealed class ClaimGate(IOptions<BrokerOptions> broker, ILogger<ClaimGate>
     private IConnection? _connection;
     private IChannel? _channel;
 
-    public bool Connected => _connection?.IsOpen == true;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var b = broker.Value;
