@@ -9,7 +9,7 @@ public sealed class RouterOptions
     public TimeSpan UnknownCallGrace { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How long a decided call is remembered, so late claims get "already-claimed"/"finished" instead of "not-found".</summary>
-    public TimeSpan FinishedRetention { get; set; } = TimeSpan.FromSeconds(60);
+    public TimeSpan FinishedRetention { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Messages the router's queue hands over before acknowledgements.</summary>
     public ushort PrefetchCount { get; set; } = 256;
@@ -17,6 +17,9 @@ public sealed class RouterOptions
     /// <summary>Messages handled at once (claims for one call still run one after another).</summary>
     public int ConcurrentMessageLimit { get; set; } = 64;
 
-    /// <summary>Wait for the broker to confirm each send. Off trades a broker crash's in-flight messages for latency; the adapter's own deadline fallback still ends every call.</summary>
-    public bool PublisherConfirms { get; set; } = true;
+    /// <summary>
+    /// Wait for the broker to confirm each send. Off by default: the router's messages are transient (they live for
+    /// seconds), so a broker crash loses them confirmed or not, and the adapter's own deadline fallback ends those calls.
+    /// </summary>
+    public bool PublisherConfirms { get; set; }
 }

@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using CallRouter.Benchmark;
+using CallRouter.Demo;
+using CallRouter.Messages;
+using Sim = CallRouter.AriSimulator;
+
+// The benchmark: the whole system (ARI simulator over HTTP/WebSocket → adapter process → RabbitMQ → router process),
+// K racing apps, at a fixed rate and in saturation, against the broker's raw 3-hop floor. See README "Benchmark".
+ThreadPool.SetMinThreads(64, 64);
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+var routerDll = Arg("--router", "src/Router/bin/Release/net10.0/CallRouter.Router.dll");
+var adapterDll = Arg("--adapter", "src/AsteriskAdapter/bin/Release/net10.0/CallRouter.AsteriskAdapter.dll");
+var appCount = int.Parse(Arg("--apps", "3"));
+var rate = int.Parse(Arg("--rate", "300"));
+var seconds = int.Parse(Arg("--seconds", "20"));
+var inFlight = int.Parse(Arg("--in-flight", "64"));
+var saturationSeconds = int.Parse(Arg("--saturation-seconds", "10"));
+var openCalls = int.Parse(Arg("--open", "10000"));
+var output = Arg("--out", "docs/benchmarks.md");
+
+var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+var broker = await FreshVirtualHost(new BrokerOptions());
+await using var ari = await Sim.AriSimulator.StartAsync(new Sim.AriSimulatorOptions { HangupAfterHandover = TimeSpan.FromMilliseconds(50) });
+var environment = new Dictionary<string, string>
+{
+    ["Broker__Host"] = broker.Host, ["Broker__Port"] = broker.Port.ToString(), ["Broker__VirtualHost"] = broker.VirtualHost,
+    ["Broker__User"] = broker.User, ["Broker__Password"] = broker.Password,
+    ["Adapter__AriUrl"] = ari.BaseUrl.ToString(), ["Adapter__Node"] = "bench",
+};
+await using var router = ChildProcess.Start("router", routerDll, environment);
+await using var adapter = ChildProcess.Start("adapter", adapterDll, environment);
+await ari.WaitForAppAsync("call-router", TimeSpan.FromSeconds(30));
+
+var racers = Enumerable.Range(1, appCount).Select(i => new ClaimantApp(broker, $"racer-{i}")).ToList();
+var observer = new ClaimantApp(broker, "observer") { AutoClaim = false };
+foreach (var app in racers.Append(observer))
+    await app.Start();
+var raceFilter = $"filter=^({string.Join('|', racers.Select(a => a.Name))})$";
+await WaitUntilRouted();
+
+Console.WriteLine("warm-up: 1,000 calls at 200/s");
+await Offer(200, 1000, _ => ["timeout=2000", raceFilter]);
+
+var sample = Wire.Serialize(racers[0].Broadcasts.First());
+Console.WriteLine($"raw floor: 3-hop relay of {sample.Length}-byte messages at {rate}/s");
+var floor = await RawFloor.Measure(broker, sample.Length, rate, rate * Math.Min(seconds, 10));
+
+Console.WriteLine($"fixed rate: {rate} calls/s for {seconds} s, {appCount} apps racing");
+var (fixedRun, fixedCpu) = await Measured(() => Offer(rate, rate * seconds, _ => ["timeout=2000", raceFilter]));
+
+Console.WriteLine($"timeouts: {rate} calls/s for 5 s that nobody claims (timeout 500 ms)");
+var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^observer$"]);
+
+Console.WriteLine($"saturation: {inFlight} calls in flight for {saturationSeconds} s");
+var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, TimeSpan.FromSeconds(saturationSeconds), ["timeout=5000", raceFilter]));
+
+Console.WriteLine($"open broadcasts: {openCalls:N0} calls left open (timeout 60 s)");
+var open = await Offer(5000, openCalls, _ => ["timeout=60000", "filter=^observer$"], wait: false);
+await Task.Delay(TimeSpan.FromSeconds(5));
+var routerRssOpen = router.RssMb();
+foreach (var channel in open)
+    await ari.HangupAsync(channel.Id);
+
+var replies = racers.SelectMany(a => a.Replies).ToList();
+var doubleWins = replies.Where(r => r.Accepted).GroupBy(r => r.CallId).Count(g => g.Count() > 1);
+var report = Report();
+Console.WriteLine(report);
+Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+if (!File.Exists(output))
+    await File.WriteAllTextAsync(output, "# Benchmarks\n\nAppended by the benchmark command (README, \"Benchmark\"). Everything runs on one machine.\n");
+await File.AppendAllTextAsync(output, report);
+foreach (var app in racers.Append(observer))
+    await app.DisposeAsync();
+await DeleteVirtualHost(broker);
+return doubleWins == 0 ? 0 : 1;
+
+string Report()
+{
+    var fixedLatency = Latencies(fixedRun, CallStatus.Success);
+    var saturationLatency = Latencies(saturationRun, CallStatus.Success);
+    var lateness = timeoutRun.Where(c => c.HandoverTimestamp != 0)
+        .Select(c => Stopwatch.GetElapsedTime(c.StasisStartTimestamp, c.HandoverTimestamp).TotalMilliseconds - 500).Order().ToList();
+    var achieved = Achieved(saturationRun);
+    var loadAfter = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+    var cpuModel = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':')[1].Trim() ?? "?";
+    var b = new StringBuilder();
+    b.AppendLine().AppendLine($"## {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC").AppendLine();
+    b.AppendLine($"Machine: {Environment.ProcessorCount} cores ({cpuModel}), {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1 << 30)} GiB; 1-minute load average {loadBefore} before, {loadAfter} after; RabbitMQ, router, adapter, simulator and apps all on this box.");
+    b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; in-memory saga; {appCount} racing apps.").AppendLine();
+    b.AppendLine("| run | offered | calls/s achieved | p50 ms | p90 ms | p99 ms | max ms | p50 / floor p50 | timeouts | double wins | router CPU | adapter CPU |");
+    b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {floor[^1]:F2} | 1.0 | – | – | – | – |");
+    b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {fixedLatency[^1]:F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
+    b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {saturationLatency[^1]:F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
+    b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {lateness[^1]:F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
+    b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB (peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
+    b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
+    return b.ToString();
+}
+
+async Task<List<Sim.SimChannel>> Offer(int perSecond, int count, Func<int, string[]> stasisArgs, bool wait = true)
+{
+    var channels = new List<Sim.SimChannel>(count);
+    var started = Stopwatch.StartNew();
+    for (var i = 0; i < count; i++)
+    {
+        var due = TimeSpan.FromSeconds((double)i / perSecond);
+        if (due - started.Elapsed > TimeSpan.FromMilliseconds(1))
+            await Task.Delay(due - started.Elapsed);
+        channels.Add(ari.Originate("call-router", stasisArgs(i)));
+    }
+    if (wait)
+        await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(90));
+    return channels;
+}
+
+// Closed loop: a new call as soon as one is handed over, so the system runs at its own pace without a growing backlog.
+async Task<List<Sim.SimChannel>> Saturate(int concurrency, TimeSpan duration, string[] stasisArgs)
+{
+    var channels = new System.Collections.Concurrent.ConcurrentQueue<Sim.SimChannel>();
+    var clock = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+    {
+        while (clock.Elapsed < duration)
+        {
+            var channel = ari.Originate("call-router", stasisArgs);
+            channels.Enqueue(channel);
+            await channel.Handover.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }));
+    return [.. channels];
+}
+
+async Task<(List<Sim.SimChannel> Run, (double Router, double Adapter) Cpu)> Measured(Func<Task<List<Sim.SimChannel>>> run)
+{
+    var (router0, adapter0, clock) = (router.CpuSeconds, adapter.CpuSeconds, Stopwatch.StartNew());
+    var channels = await run();
+    var wall = clock.Elapsed.TotalSeconds;
+    return (channels, ((router.CpuSeconds - router0) / wall, (adapter.CpuSeconds - adapter0) / wall));
+}
+
+async Task WaitUntilRouted()
+{
+    for (var attempt = 0; attempt < 100; attempt++)
+    {
+        var channel = ari.Originate("call-router", ["timeout=2000", raceFilter]);
+        await channel.Handover.WaitAsync(TimeSpan.FromSeconds(10));
+        if (Var(channel, "ROUTER_STATUS") == CallStatus.Success && racers.All(a => a.Broadcasts.Count > 0))
+            return;
+        await Task.Delay(200);
+    }
+    throw new TimeoutException("the router never decided a call");
+}
+
+static List<double> Latencies(List<Sim.SimChannel> channels, string status) =>
+    [.. channels.Where(c => Var(c, "ROUTER_STATUS") == status).Select(c => Stopwatch.GetElapsedTime(c.StasisStartTimestamp, c.HandoverTimestamp).TotalMilliseconds).Order()];
+
+static double Achieved(List<Sim.SimChannel> channels)
+{
+    var first = channels.Min(c => c.StasisStartTimestamp);
+    var last = channels.Max(c => c.HandoverTimestamp);
+    return channels.Count / Stopwatch.GetElapsedTime(first, last).TotalSeconds;
+}
+
+static int Count(List<Sim.SimChannel> channels, string status) => channels.Count(c => Var(c, "ROUTER_STATUS") == status);
+
+static string Var(Sim.SimChannel channel, string name) => channel.Variables.TryGetValue(name, out var value) ? value : "";
+
+static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * q) - 1)];
+
+string Arg(string name, string fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}
+
+static HttpClient Management(BrokerOptions broker)
+{
+    var http = new HttpClient { BaseAddress = new Uri($"http://{broker.Host}:{Environment.GetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT") ?? "15672"}/api/") };
+    http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{broker.User}:{broker.Password}")));
+    return http;
+}
+
+static async Task DeleteVirtualHost(BrokerOptions broker)
+{
+    using var http = Management(broker);
+    await http.DeleteAsync($"vhosts/{broker.VirtualHost}");
+}
+
+static async Task<BrokerOptions> FreshVirtualHost(BrokerOptions broker)
+{
+    using var http = Management(broker);
+    var vhost = $"bench-{DateTime.UtcNow:yyyyMMddHHmmss}";
+    (await http.PutAsync($"vhosts/{vhost}", null)).EnsureSuccessStatusCode();
+    (await http.PutAsync($"permissions/{vhost}/{Uri.EscapeDataString(broker.User)}",
+        new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+    broker.VirtualHost = vhost;
+    return broker;
+}
