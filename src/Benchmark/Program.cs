@@ -97,6 +97,7 @@ string Report()
     b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {saturationLatency[^1]:F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
     b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {lateness[^1]:F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
     b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB (peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
+    b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
     return b.ToString();
 }
@@ -153,6 +154,27 @@ async Task WaitUntilRouted()
         await Task.Delay(200);
     }
     throw new TimeoutException("the router never decided a call");
+}
+
+// StasisStart → broadcast at the winner → its answer (claim read, saga) → continue executed (router → adapter → ARI).
+string Breakdown(List<Sim.SimChannel> channels)
+{
+    var offered = new List<double>();
+    var answered = new List<double>();
+    var handedOver = new List<double>();
+    foreach (var channel in channels.Where(c => Var(c, "ROUTER_STATUS") == CallStatus.Success))
+    {
+        var winner = racers.First(a => a.Name == Var(channel, "ROUTER_WINNER"));
+        if (!winner.Timings.TryGetValue(Guid.Parse(Var(channel, "ROUTER_CALL_ID")), out var t) || t.Answered == 0)
+            continue;
+        offered.Add(Stopwatch.GetElapsedTime(channel.StasisStartTimestamp, t.Offered).TotalMilliseconds);
+        answered.Add(Stopwatch.GetElapsedTime(t.Offered, t.Answered).TotalMilliseconds);
+        handedOver.Add(Stopwatch.GetElapsedTime(t.Offered, channel.HandoverTimestamp).TotalMilliseconds);
+    }
+    offered.Sort();
+    answered.Sort();
+    handedOver.Sort();
+    return $"StasisStart → broadcast at the app p50 {P(offered, .5):F2} ms; broadcast → claim answered p50 {P(answered, .5):F2} ms; broadcast → continue executed p50 {P(handedOver, .5):F2} ms";
 }
 
 static List<double> Latencies(List<Sim.SimChannel> channels, string status) =>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.Json;
 using CallRouter.Messages;
 using RabbitMQ.Client;
@@ -34,6 +35,9 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     public ConcurrentQueue<CallBroadcast> Broadcasts { get; } = new();
     public ConcurrentQueue<CallClaimed> ClaimedNotices { get; } = new();
     public ConcurrentQueue<ClaimReply> Replies { get; } = new();
+
+    /// <summary>Stopwatch timestamps per call: when the broadcast arrived and when the answer to our claim arrived.</summary>
+    public ConcurrentDictionary<Guid, (long Offered, long Answered)> Timings { get; } = new();
 
     public event Action<CallBroadcast>? BroadcastReceived;
 
@@ -109,6 +113,8 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     {
         var reply = JsonSerializer.Deserialize<ClaimReply>(delivery.Body.Span, Wire.Json)!;
         Replies.Enqueue(reply);
+        if (reply.CallId is { } callId)
+            Timings.AddOrUpdate(callId, _ => (0, Stopwatch.GetTimestamp()), (_, t) => (t.Offered, Stopwatch.GetTimestamp()));
         if (delivery.BasicProperties.CorrelationId is { } id && _waiting.TryRemove(id, out var waiting))
             waiting.TrySetResult(reply);
         return Task.CompletedTask;
@@ -122,6 +128,7 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
             return;
         }
         var broadcast = JsonSerializer.Deserialize<CallBroadcast>(delivery.Body.Span, Wire.Json)!;
+        Timings[broadcast.CallId] = (Stopwatch.GetTimestamp(), 0);
         Broadcasts.Enqueue(broadcast);
         BroadcastReceived?.Invoke(broadcast);
         if (AutoClaim)

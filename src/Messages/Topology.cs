@@ -18,16 +18,13 @@ public static class Topology
     /// <summary>Direct exchange for adapter → router call events (CallEnded).</summary>
     public const string EventExchange = "call.events";
 
-    /// <summary>The router's saga queue (shared by every router process): broadcasts, checked claims, call events, deadlines.</summary>
+    /// <summary>The router's saga queue (shared by every router process): broadcasts, claims, call events, deadlines.</summary>
     public const string RouterQueue = "router";
 
-    /// <summary>Queue the router's claim gate reads app claims from (bound to <see cref="ClaimExchange"/>).</summary>
-    public const string ClaimQueue = "router.claims";
+    /// <summary>Where the router parks what it cannot take (MassTransit's error queue; the reason is in MT-Fault-Message).</summary>
+    public const string RouterErrorQueue = "router_error";
 
-    /// <summary>Where the claim gate parks claims it cannot take, with the reason in the x-error header.</summary>
-    public const string ClaimErrorQueue = "router.claims_error";
-
-    /// <summary>The message-type header the router's saga endpoint selects on (MassTransit's URN form).</summary>
+    /// <summary>The message-type header our own components put on what they send the router (MassTransit's URN form); a delivery without it is an app's claim.</summary>
     public const string MessageTypeHeader = "MT-MessageType";
 
     public static string MessageTypeUrn(string typeName) => $"urn:message:CallRouter.Messages:{typeName}";

@@ -22,8 +22,6 @@ public static class RouterExtensions
         builder.Services.AddSingleton<InProcessCallTimers>();
         builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
-        builder.Services.AddSingleton<ClaimGate>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClaimGate>());
 
         var broker = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
         var router = builder.Configuration.GetSection(RouterOptions.Section).Get<RouterOptions>() ?? new RouterOptions();
@@ -37,6 +35,7 @@ public static class RouterExtensions
         builder.Services.AddMassTransit(bus =>
         {
             bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
+            bus.AddConsumer<InvalidClaimConsumer>();
             bus.UsingRabbitMq((context, cfg) =>
             {
                 cfg.Host(broker.Host, (ushort)broker.Port, broker.VirtualHost, h =>
@@ -45,9 +44,9 @@ public static class RouterExtensions
                     h.Password(broker.Password);
                     h.PublisherConfirmation = router.PublisherConfirms;
                 });
-                cfg.UseRawJsonSerializer(RawSerializerOptions.AnyMessageType, isDefault: true);
-                // Only messages whose MT-MessageType header names their type: our own components set it on everything they send here.
-                cfg.UseRawJsonDeserializer(RawSerializerOptions.AddTransportHeaders | RawSerializerOptions.CopyHeaders, isDefault: true);
+                var json = new PlainClaimSerializerFactory();
+                cfg.AddSerializer(json);
+                cfg.AddDeserializer(json, isDefault: true);
                 cfg.ConfigureJsonSerializerOptions(json =>
                 {
                     json.WriteIndented = false;
@@ -65,6 +64,7 @@ public static class RouterExtensions
                         b.RoutingKey = Topology.RouterBroadcastKey;
                     });
                     e.Bind(Topology.EventExchange, b => b.ExchangeType = "fanout");
+                    e.Bind(Topology.ClaimExchange, b => b.ExchangeType = "fanout");
 
                     e.UseMessageRetry(r =>
                     {
@@ -73,6 +73,7 @@ public static class RouterExtensions
                     });
                     e.UseInMemoryOutbox(context);
                     e.ConfigureSaga<CallState>(context);
+                    e.ConfigureConsumer<InvalidClaimConsumer>(context);
                 });
             });
         });

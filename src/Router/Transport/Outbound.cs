@@ -17,7 +17,7 @@ public static class Outbound
             ? new ReplyRoute(amqp.Properties.ReplyTo, amqp.Properties.CorrelationId)
             : new ReplyRoute(null, null);
 
-    public static async Task Reply(ConsumeContext context, ReplyRoute route, ClaimReply reply)
+    public static async Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply)
     {
         if (string.IsNullOrEmpty(route.ReplyTo))
             return;
