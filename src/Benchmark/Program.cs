@@ -57,7 +57,9 @@ var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^obser
 Console.WriteLine($"saturation: {inFlight} calls in flight for {saturationSeconds} s");
 var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, TimeSpan.FromSeconds(saturationSeconds), ["timeout=5000", raceFilter]));
 
-Console.WriteLine($"open broadcasts: {openCalls:N0} calls left open (timeout 60 s)");
+Console.WriteLine($"open broadcasts: {openCalls:N0} calls left open (timeout 60 s), after the router forgot the decided ones");
+await Task.Delay(TimeSpan.FromSeconds(12)); // FinishedRetention (10 s): only the open broadcasts remain in the saga repository
+var routerRssIdle = router.RssMb();
 var open = await Offer(5000, openCalls, _ => ["timeout=60000", "filter=^observer$"], wait: false);
 await Task.Delay(TimeSpan.FromSeconds(5));
 var routerRssOpen = router.RssMb();
@@ -96,7 +98,7 @@ string Report()
     b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {fixedLatency[^1]:F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
     b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {saturationLatency[^1]:F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
     b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {lateness[^1]:F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
-    b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB (peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
+    b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB ({routerRssIdle.Now:F0} MB just before them; peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
     return b.ToString();
