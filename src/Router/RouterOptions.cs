@@ -11,6 +11,13 @@ public sealed class RouterOptions
     /// <summary>How long a decided call is remembered, so late claims get "already-claimed"/"finished" instead of "not-found".</summary>
     public TimeSpan FinishedRetention { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// 0 (the default): the first valid claim wins, as in StasisBroadcast. Above 0: the first claim opens a window this
+    /// long, and the winner is drawn at random among the valid claims that arrived in it, so apps that claim at once
+    /// win equally often whatever the broker's delivery order; every decision waits this long.
+    /// </summary>
+    public TimeSpan ClaimWindow { get; set; } = TimeSpan.Zero;
+
     /// <summary>Messages the router's queue hands over before acknowledgements.</summary>
     public ushort PrefetchCount { get; set; } = 256;
 

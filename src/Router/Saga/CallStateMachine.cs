@@ -22,6 +22,9 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     /// <summary>Broadcast sent, no winner yet.</summary>
     public State Open { get; private set; } = null!;
 
+    /// <summary>Claims are being gathered for the claim window.</summary>
+    public State Contended { get; private set; } = null!;
+
     /// <summary>An app won; the call was handed to it.</summary>
     public State Claimed { get; private set; } = null!;
 
@@ -34,6 +37,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     public Event<BroadcastDeadline> DeadlineReached { get; private set; } = null!;
     public Event<UnknownCallExpired> UnknownCallExpired { get; private set; } = null!;
     public Event<ForgetCall> ForgetRequested { get; private set; } = null!;
+    public Event<ClaimWindowClosed> WindowClosed { get; private set; } = null!;
 
     public CallStateMachine(ICallTimers timers, TimeProvider clock, IOptions<RouterOptions> options)
     {
@@ -49,6 +53,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         Event(() => DeadlineReached, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
         Event(() => UnknownCallExpired, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
         Event(() => ForgetRequested, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
+        Event(() => WindowClosed, x => { x.CorrelateById(m => m.Message.CallId); x.OnMissingInstance(m => m.Discard()); });
 
         Initially(
             When(BroadcastReceived)
@@ -83,9 +88,16 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .Finalize());
 
         During(Open,
-            When(ClaimReceived)
+            When(ClaimReceived, _ => _options.ClaimWindow <= TimeSpan.Zero)
                 .ThenAsync(context => Decide(context, context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow()))
                 .If(context => context.Saga.Winner is not null, won => won.TransitionTo(Claimed)),
+            When(ClaimReceived, _ => _options.ClaimWindow > TimeSpan.Zero)
+                .Then(context =>
+                {
+                    Hold(context);
+                    _timers.Schedule(_clock.GetUtcNow() + _options.ClaimWindow, new ClaimWindowClosed(context.Saga.CorrelationId));
+                })
+                .TransitionTo(Contended),
             When(DeadlineReached)
                 .Then(context => End(context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
                 .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
@@ -94,6 +106,31 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
                 .TransitionTo(Ended),
             Ignore(BroadcastReceived));
+
+        During(Contended,
+            When(ClaimReceived)
+                .Then(Hold),
+            When(WindowClosed)
+                .ThenAsync(DecidePending)
+                .IfElse(context => context.Saga.Winner is not null,
+                    won => won.TransitionTo(Claimed),
+                    open => open.TransitionTo(Open)),
+            When(DeadlineReached)
+                .ThenAsync(DecidePending)
+                .IfElse(context => context.Saga.Winner is not null,
+                    won => won.TransitionTo(Claimed),
+                    none => none
+                        .Then(context => End(context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
+                        .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
+                        .TransitionTo(Ended)),
+            When(EndReported)
+                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .ThenAsync(DecidePending)
+                .TransitionTo(Ended),
+            Ignore(BroadcastReceived));
+
+        During(Open, Claimed, Ended,
+            Ignore(WindowClosed));
 
         During(Claimed, Ended,
             When(ClaimReceived)
@@ -131,8 +168,10 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
 
     private async Task DecidePending<T>(BehaviorContext<CallState, T> context) where T : class
     {
-        var pending = context.Saga.PendingClaims.ToList();
+        var pending = context.Saga.PendingClaims.ToArray();
         context.Saga.PendingClaims.Clear();
+        if (_options.ClaimWindow > TimeSpan.Zero)
+            Random.Shared.Shuffle(pending); // claims gathered together are equals: draw the winner
         foreach (var held in pending)
             await Decide(context, context.Saga, held.Claim, held.Reply, held.ReceivedAt);
     }

@@ -24,6 +24,9 @@ public sealed class RoutingStack : IAsyncLifetime
     public IHost? Router { get; private set; }
     public IHost? Adapter { get; private set; }
 
+    /// <summary>Router settings a test may change before InitializeAsync.</summary>
+    public Dictionary<string, string?> RouterSettings { get; } = [];
+
     /// <summary>Adapter settings a test class may change before InitializeAsync (through its own fixture subclass).</summary>
     public Dictionary<string, string?> AdapterSettings { get; } = new()
     {
@@ -46,7 +49,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task StartRouter()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings());
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
         Router = builder.Build();
