@@ -31,7 +31,6 @@ public sealed class RoutingStack : IAsyncLifetime
     public Dictionary<string, string?> AdapterSettings { get; } = new()
     {
         ["Adapter:App"] = StasisApp,
-        ["Adapter:Node"] = Node,
         ["Adapter:DefaultTimeoutMs"] = "2000",
         ["Adapter:FallbackGrace"] = "00:00:00.500",
         ["Adapter:AppLivenessTimeout"] = "00:00:05",
@@ -65,17 +64,23 @@ public sealed class RoutingStack : IAsyncLifetime
         Router = null;
     }
 
-    public async Task StartAdapter()
+    public async Task StartAdapter() => Adapter = await StartAdapterFor(Ari, Node);
+
+    /// <summary>An adapter for one Asterisk (simulator) with its own node id, started and connected; apps already added are live to it.</summary>
+    public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(AdapterSettings).Append(new("Adapter:AriUrl", Ari.BaseUrl.ToString())));
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(AdapterSettings)
+            .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddAsteriskAdapter();
-        Adapter = builder.Build();
-        await Adapter.StartAsync();
-        await Ari.WaitForAppAsync(StasisApp, TimeSpan.FromSeconds(15));
+        var adapter = builder.Build();
+        await adapter.StartAsync();
+        await ari.WaitForAppAsync(StasisApp, TimeSpan.FromSeconds(15));
+        var live = adapter.Services.GetRequiredService<LiveApps>();
         foreach (var app in _apps)
-            await WaitUntilLive(app.Name);
+            await Eventually.True(() => live.IsLive(app.Name), TimeSpan.FromSeconds(10), $"app {app.Name} never became live on {node}");
+        return adapter;
     }
 
     public async Task StopAdapter()
