@@ -6,8 +6,9 @@ host="${RABBITMQ_HOST:-localhost}"
 port="${RABBITMQ_PORT:-5672}"
 
 reachable() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
+console_up() { (exec 3<>"/dev/tcp/$host/${RABBITMQ_MANAGEMENT_PORT:-15672}") 2>/dev/null; }
 
-if reachable; then
+if reachable && console_up; then
   echo "rabbitmq: already reachable at $host:$port"
   exit 0
 fi
@@ -34,6 +35,7 @@ rabbitmqctl -q wait --timeout 120 /var/lib/rabbitmq/mnesia/rabbit@"$(hostname -s
   || rabbitmqctl -q await_startup --timeout 120 >/dev/null
 rabbitmq-plugins -q enable rabbitmq_management >/dev/null
 
-for _ in $(seq 1 60); do reachable && break; sleep 1; done
-reachable || { echo "rabbitmq: did not come up; see /var/log/rabbitmq" >&2; exit 1; }
+# The tests and ops use the management API: wait for the console as well as AMQP.
+for _ in $(seq 1 60); do reachable && console_up && break; sleep 1; done
+reachable && console_up || { echo "rabbitmq: did not come up with its console; see /var/log/rabbitmq" >&2; exit 1; }
 echo "rabbitmq: running at $host:$port, console http://localhost:15672 (guest/guest)"
