@@ -26,6 +26,7 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<LiveApps>();
         builder.Services.AddSingleton<AppFilters>();
         builder.Services.AddSingleton<CallBook>();
+        builder.Services.AddSingleton<CallRecorder>();
         builder.Services.AddSingleton<BackgroundWork>();
         builder.Services.AddSingleton<CallDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CallDispatcher>());

@@ -30,6 +30,12 @@ public sealed class AdapterOptions
     /// <summary>Where a claimed call continues when the claim names no target; unset = the next priority.</summary>
     public DialplanTarget? DefaultTarget { get; set; }
 
+    /// <summary>
+    /// A decided call's CDR waits this long at most for the router's claim tally (sent when the router forgets the call,
+    /// Router__FinishedRetention after the decision) before it is written with claims unknown.
+    /// </summary>
+    public TimeSpan TallyWait { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Parallel ARI requests at most.</summary>
     public int MaxAriConnections { get; set; } = 64;
 }

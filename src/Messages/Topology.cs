@@ -18,6 +18,21 @@ public static class Topology
     /// <summary>Direct exchange for adapter → router call events (CallEnded).</summary>
     public const string EventExchange = "call.events";
 
+    /// <summary>Fanout exchange for finished-call records (CallRecord), durable; the CDR writer's queue is bound to it.</summary>
+    public const string RecordExchange = "call.records";
+
+    /// <summary>Durable queue the CDR writers (every router with PostgreSQL) share.</summary>
+    public const string RecordQueue = "cdr.writer";
+
+    /// <summary>Where the CDR writer parks records it cannot read, with header x-error.</summary>
+    public const string RecordErrorQueue = "cdr.writer_error";
+
+    /// <summary>Direct exchange for durable router timers; routing key = the timer's lane (its delay in ms).</summary>
+    public const string TimerExchange = "router.timers";
+
+    /// <summary>A wait queue with no consumer: its messages expire after their delay and dead-letter into the router queue.</summary>
+    public static string TimerQueue(long laneMs) => $"router.timers.{laneMs}ms";
+
     /// <summary>The router's saga queue (shared by every router process): broadcasts, claims, call events, deadlines.</summary>
     public const string RouterQueue = "router";
 
@@ -51,5 +66,7 @@ public static class Topology
         public const string ContinueCall = nameof(Messages.ContinueCall);
         public const string CallEnded = nameof(Messages.CallEnded);
         public const string AppHeartbeat = nameof(Messages.AppHeartbeat);
+        public const string CallRecord = nameof(Messages.CallRecord);
+        public const string ClaimTally = nameof(Messages.ClaimTally);
     }
 }

@@ -1,11 +1,13 @@
 using CallRouter.Messages;
 using Microsoft.Extensions.Configuration;
+using CallRouter.Router.Postgres;
 using CallRouter.Router.Saga;
 using CallRouter.Router.Timers;
 using CallRouter.Router.Transport;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Npgsql;
 
 namespace CallRouter.Router;
 
@@ -18,13 +20,36 @@ public static class RouterExtensions
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
             .Validate(o => o.UnknownCallGrace > TimeSpan.Zero && o.FinishedRetention > TimeSpan.Zero, "grace and retention must be positive")
             .ValidateOnStart();
+        builder.Services.AddOptions<PostgresOptions>().BindConfiguration(PostgresOptions.Section);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<InProcessCallTimers>();
-        builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
 
         var broker = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
         var router = builder.Configuration.GetSection(RouterOptions.Section).Get<RouterOptions>() ?? new RouterOptions();
+        var postgres = builder.Configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new PostgresOptions();
+        var sagasInPostgres = router.SagaRepository == SagaStore.Postgres;
+
+        if (sagasInPostgres || postgres.WriteCdrs)
+        {
+            builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(postgres.ConnectionString));
+            builder.Services.AddSingleton<DatabaseSchema>();
+        }
+        if (sagasInPostgres)
+        {
+            // Registered before MassTransit, so the schema is in place before the first message is taken.
+            builder.Services.AddSingleton(sp => new CallSagaStore(sp.GetRequiredService<NpgsqlDataSource>()));
+            builder.Services.AddHostedService<SagaTableJanitor>();
+            builder.Services.AddSingleton<BrokerCallTimers>();
+            builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<BrokerCallTimers>());
+            builder.Services.AddSingleton<CallStateMachine>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<InProcessCallTimers>();
+            builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
+        }
+        if (postgres.WriteCdrs)
+            builder.Services.AddHostedService<CdrWriter>();
 
         builder.Services.Configure<MassTransitHostOptions>(o =>
         {
@@ -34,7 +59,8 @@ public static class RouterExtensions
         });
         builder.Services.AddMassTransit(bus =>
         {
-            bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
+            if (!sagasInPostgres)
+                bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
             bus.AddConsumer<InvalidClaimConsumer>();
             bus.UsingRabbitMq((context, cfg) =>
             {
@@ -72,7 +98,11 @@ public static class RouterExtensions
                         r.Intervals(0, 5, 10, 20, 50, 100, 200);
                     });
                     e.UseInMemoryOutbox(context);
-                    e.ConfigureSaga<CallState>(context);
+                    if (sagasInPostgres)
+                        e.StateMachineSaga(context.GetRequiredService<CallStateMachine>(),
+                            PostgresSagaRepository.Create(context.GetRequiredService<NpgsqlDataSource>()));
+                    else
+                        e.ConfigureSaga<CallState>(context);
                     e.ConfigureConsumer<InvalidClaimConsumer>(context);
                 });
             });

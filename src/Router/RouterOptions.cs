@@ -29,4 +29,17 @@ public sealed class RouterOptions
     /// seconds), so a broker crash loses them confirmed or not, and the adapter's own deadline fallback ends those calls.
     /// </summary>
     public bool PublisherConfirms { get; set; }
+
+    /// <summary>
+    /// Memory (the default): one router, state in process, timers in process. Postgres: saga state in PostgreSQL with
+    /// optimistic concurrency and timers on the broker, so several routers can share the router queue and a deadline
+    /// still fires when the router that set it has died.
+    /// </summary>
+    public SagaStore SagaRepository { get; set; } = SagaStore.Memory;
+}
+
+public enum SagaStore
+{
+    Memory,
+    Postgres,
 }

@@ -59,6 +59,13 @@ public sealed class AriClient : IDisposable
         return Post(path);
     }
 
+    /// <summary>
+    /// Keep hearing about a channel after it leaves Stasis, up to its ChannelDestroyed (for the CDR). ChannelGone when
+    /// the channel no longer exists.
+    /// </summary>
+    public Task<AriOutcome> Subscribe(string app, string channelId) =>
+        Post($"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
+
     /// <summary>Live channels, as ARI lists them.</summary>
     public async Task<IReadOnlyList<AriChannel>> ListChannels(CancellationToken cancellationToken)
     {

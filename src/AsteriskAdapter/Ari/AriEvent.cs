@@ -4,7 +4,8 @@ using System.Text.Json;
 namespace CallRouter.AsteriskAdapter.Ari;
 
 /// <summary>The parts of an ARI event the adapter uses.</summary>
-public sealed record AriEvent(string Type, DateTimeOffset Timestamp, AriChannel? Channel, IReadOnlyList<string> Args, string? AsteriskId, string? Destination)
+public sealed record AriEvent(string Type, DateTimeOffset Timestamp, AriChannel? Channel, IReadOnlyList<string> Args, string? AsteriskId, string? Destination,
+    int? Cause = null, string? CauseText = null)
 {
     public static AriEvent Parse(JsonElement root)
     {
@@ -17,7 +18,9 @@ public sealed record AriEvent(string Type, DateTimeOffset Timestamp, AriChannel?
             root.TryGetProperty("channel", out var c) && c.ValueKind == JsonValueKind.Object ? AriChannel.Parse(c) : null,
             args,
             Str(root, "asterisk_id"),
-            Str(root, "destination"));
+            Str(root, "destination"),
+            root.TryGetProperty("cause", out var cause) && cause.TryGetInt32(out var code) ? code : null,
+            Str(root, "cause_txt"));
     }
 
     internal static string? Str(JsonElement e, string name) =>

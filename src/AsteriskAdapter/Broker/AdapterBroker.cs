@@ -15,6 +15,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     private IConnection? _connection;
     private IChannel? _publish;
     private IChannel? _consume;
+    private IChannel? _records;
 
     public string CommandQueue => Topology.AdapterQueue(adapter.Value.Node);
     public string CommandErrorQueue => CommandQueue + "_error";
@@ -38,6 +39,8 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         _connection = await factory.CreateConnectionAsync(cancellationToken);
         _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        _records = await _connection.CreateChannelAsync(new CreateChannelOptions(
+            publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
 
         await DeclareTopology(_consume, cancellationToken);
         await _consume.BasicQosAsync(0, 256, false, cancellationToken);
@@ -66,6 +69,12 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         await channel.QueueBindAsync(CommandQueue, Topology.CommandExchange, adapter.Value.Node, cancellationToken: cancellationToken);
         await channel.QueueDeclareAsync(CommandErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
         await channel.QueueDeclareAsync(HeartbeatErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+
+        // Call records wait in a durable queue until a router with PostgreSQL writes them (same declaration as its CDR writer).
+        await channel.ExchangeDeclareAsync(Topology.RecordExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.RecordQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueBindAsync(Topology.RecordQueue, Topology.RecordExchange, "", cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.RecordErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
     }
 
     /// <summary>
@@ -103,6 +112,14 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         {
             _publishLock.Release();
         }
+    }
+
+    /// <summary>A finished call's record: persistent, and confirmed by the broker before this returns (throws if it is not).</summary>
+    public async Task PublishRecord(CallRecord record)
+    {
+        var properties = Properties(Topology.Types.CallRecord, record.CallId, null);
+        properties.DeliveryMode = DeliveryModes.Persistent;
+        await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
     }
 
     /// <summary>Sets a message that cannot be used aside in an _error queue, with the reason in the x-error header, then acks it.</summary>

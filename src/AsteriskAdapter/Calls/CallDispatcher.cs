@@ -24,6 +24,7 @@ public sealed class CallDispatcher : BackgroundService
     private readonly LiveApps _live;
     private readonly AppFilters _filters;
     private readonly CallBook _book;
+    private readonly CallRecorder _recorder;
     private readonly BackgroundWork _work;
     private readonly TimeProvider _clock;
     private readonly AdapterOptions _options;
@@ -32,10 +33,11 @@ public sealed class CallDispatcher : BackgroundService
     private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
 
     public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
-        AppFilters filters, CallBook book, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
+        AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options,
+        ILogger<CallDispatcher> logger)
     {
-        (_events, _ari, _broker, _handover, _live, _filters, _book, _work, _clock, _options, _logger) =
-            (events, ari, broker, handover, live, filters, book, work, clock, options.Value, logger);
+        (_events, _ari, _broker, _handover, _live, _filters, _book, _recorder, _work, _clock, _options, _logger) =
+            (events, ari, broker, handover, live, filters, book, recorder, work, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
@@ -64,6 +66,8 @@ public sealed class CallDispatcher : BackgroundService
             case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed":
                 if (_book.TryGetByChannel(channel.Id, out var call))
                     await Abandon(call, e.Type);
+                if (e.Type == "ChannelDestroyed")
+                    _recorder.Destroyed(channel.Id, e.Timestamp, e.Cause, e.CauseText);
                 break;
             case "ApplicationMoveFailed":
                 if (_book.TryGetByChannel(channel.Id, out var moving) && moving.Moving)
@@ -81,6 +85,7 @@ public sealed class CallDispatcher : BackgroundService
     {
         if (_recovered.TryRemove(channel.Id, out _))
             return;
+        _work.Run(() => Subscribe(channel.Id), "channel subscription");
 
         var (options, optionsError) = BroadcastOptions.Parse(stasisArgs, _options.DefaultTimeoutMs);
         if (options is null)
@@ -108,6 +113,7 @@ public sealed class CallDispatcher : BackgroundService
         var broadcast = new CallBroadcast(call.CallId, channel.Id, channel.Name, channel.CallerNumber, channel.CallerName,
             channel.Exten, channel.Context, options.Args, _options.Node, asteriskId, options.Filter, options.NotifyClaimed,
             audience, channel.CreatedAt, now, call.Deadline, options.TimeoutMs);
+        _recorder.Offered(channel, broadcast);
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
@@ -122,7 +128,16 @@ public sealed class CallDispatcher : BackgroundService
     private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
     {
         _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
-        _work.Run(() => _handover.Execute(channel.Id, null, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
+        var callId = Guid.NewGuid();
+        _recorder.NotOffered(channel, callId, args);
+        _work.Run(() => _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
+    }
+
+    /// <summary>Hear the channel's ChannelDestroyed even after it leaves Stasis, for its CDR.</summary>
+    private async Task Subscribe(string channelId)
+    {
+        if (await _ari.Subscribe(_options.App, channelId) == AriOutcome.ChannelGone)
+            _recorder.Destroyed(channelId, _clock.GetUtcNow(), null, null);
     }
 
     private async Task Abandon(OpenCall call, string eventType)
@@ -136,6 +151,7 @@ public sealed class CallDispatcher : BackgroundService
         if (!call.TryFinish())
             return;
         _logger.LogInformation("Call {CallId} ABANDONED ({Event})", call.CallId, eventType);
+        _recorder.Abandoned(call.ChannelId);
         await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow()));
     }
 
@@ -151,6 +167,11 @@ public sealed class CallDispatcher : BackgroundService
 
     private async Task OnCommand(BasicDeliverEventArgs delivery)
     {
+        if (delivery.BasicProperties.Type == Topology.Types.ClaimTally)
+        {
+            await OnTally(delivery);
+            return;
+        }
         ContinueCall? command;
         try
         {
@@ -170,7 +191,7 @@ public sealed class CallDispatcher : BackgroundService
         if (_book.TryGet(command.CallId, out var call) && call.TryFinish())
         {
             var decision = new Decision(command.Status, command.Reason ?? "", command.Winner, call.Options.Args,
-                Target: command.Target, MoveToApp: command.MoveToApp, AppArgs: command.AppArgs);
+                Target: command.Target, MoveToApp: command.MoveToApp, AppArgs: command.AppArgs, ClaimedAt: command.ClaimedAt);
             call.Moving = command.MoveToApp is not null;
             if (!call.Moving)
                 _book.Remove(call);
@@ -183,6 +204,25 @@ public sealed class CallDispatcher : BackgroundService
                 _logger.LogError(exception, "Handover of call {CallId} failed", call.CallId);
             }
         }
+        await _broker.Ack(delivery);
+    }
+
+    private async Task OnTally(BasicDeliverEventArgs delivery)
+    {
+        ClaimTally? tally = null;
+        try
+        {
+            tally = JsonSerializer.Deserialize<ClaimTally>(delivery.Body.Span, Wire.Json);
+        }
+        catch (JsonException)
+        {
+        }
+        if (tally is null || tally.CallId == Guid.Empty || tally.Claims < 0)
+        {
+            await _broker.Park(delivery, _broker.CommandErrorQueue, "not a ClaimTally: needs callId and claims >= 0");
+            return;
+        }
+        _recorder.Tallied(tally.CallId, tally.Claims);
         await _broker.Ack(delivery);
     }
 

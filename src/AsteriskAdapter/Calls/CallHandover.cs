@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace CallRouter.AsteriskAdapter.Calls;
 
 /// <summary>Ends a call's time in the router's Stasis app: sets the ROUTER_* variables, then continues or moves the channel.</summary>
-public sealed class CallHandover(AriClient ari, IOptions<AdapterOptions> options, ILogger<CallHandover> logger)
+public sealed class CallHandover(AriClient ari, CallRecorder recorder, IOptions<AdapterOptions> options, ILogger<CallHandover> logger)
 {
     public const string StatusVariable = "ROUTER_STATUS";
     public const string ReasonVariable = "ROUTER_REASON";
@@ -17,6 +17,15 @@ public sealed class CallHandover(AriClient ari, IOptions<AdapterOptions> options
 
     /// <summary>Hands the channel over as the decision says. Returns false when the channel was already gone.</summary>
     public async Task<bool> Execute(string channelId, Guid? callId, Decision decision)
+    {
+        recorder.Deciding(channelId, decision);
+        var done = await HandOver(channelId, callId, decision);
+        if (done)
+            recorder.HandedOver(channelId);
+        return done;
+    }
+
+    private async Task<bool> HandOver(string channelId, Guid? callId, Decision decision)
     {
         var variables = new List<(string, string)> { (StatusVariable, decision.Status), (ReasonVariable, decision.Reason) };
         if (callId is { } id)
@@ -55,4 +64,5 @@ public sealed record Decision(
     string? Detail = null,
     DialplanTarget? Target = null,
     string? MoveToApp = null,
-    IReadOnlyList<string>? AppArgs = null);
+    IReadOnlyList<string>? AppArgs = null,
+    DateTimeOffset? ClaimedAt = null);

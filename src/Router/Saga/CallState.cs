@@ -19,6 +19,7 @@ public sealed class CallState : SagaStateMachineInstance, ISagaVersion
 
     public string? Winner { get; set; }
     public DateTimeOffset? ClaimedAt { get; set; }
+    public ClaimCall? WinningClaim { get; set; }
     public int ClaimCount { get; set; }
 
     /// <summary>SUCCESS / TIMEOUT / FAILED / ABANDONED once decided.</summary>

@@ -57,30 +57,30 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
 
         Initially(
             When(BroadcastReceived)
-                .Then(context => Offer(context.Saga, context.Message))
+                .ThenAsync(Offer)
                 .TransitionTo(Open),
             When(ClaimReceived)
-                .Then(context =>
+                .ThenAsync(context =>
                 {
                     Hold(context);
-                    _timers.Schedule(_clock.GetUtcNow() + _options.UnknownCallGrace, new UnknownCallExpired(context.Saga.CorrelationId));
+                    return Schedule(context, _options.UnknownCallGrace, new UnknownCallExpired(context.Saga.CorrelationId));
                 })
                 .TransitionTo(AwaitingBroadcast),
             When(EndReported)
-                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
                 .TransitionTo(Ended));
 
         During(AwaitingBroadcast,
             When(ClaimReceived)
                 .Then(Hold),
             When(BroadcastReceived)
-                .Then(context => Offer(context.Saga, context.Message))
+                .ThenAsync(Offer)
                 .ThenAsync(DecidePending)
                 .IfElse(context => context.Saga.Winner is not null,
                     won => won.TransitionTo(Claimed),
                     open => open.TransitionTo(Open)),
             When(EndReported)
-                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
                 .ThenAsync(DecidePending)
                 .TransitionTo(Ended),
             When(UnknownCallExpired)
@@ -92,18 +92,18 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .ThenAsync(context => Decide(context, context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow()))
                 .If(context => context.Saga.Winner is not null, won => won.TransitionTo(Claimed)),
             When(ClaimReceived, _ => _options.ClaimWindow > TimeSpan.Zero)
-                .Then(context =>
+                .ThenAsync(context =>
                 {
                     Hold(context);
-                    _timers.Schedule(_clock.GetUtcNow() + _options.ClaimWindow, new ClaimWindowClosed(context.Saga.CorrelationId));
+                    return Schedule(context, _options.ClaimWindow, new ClaimWindowClosed(context.Saga.CorrelationId));
                 })
                 .TransitionTo(Contended),
             When(DeadlineReached)
-                .Then(context => End(context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
+                .ThenAsync(context => End(context, context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
                 .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
                 .TransitionTo(Ended),
             When(EndReported)
-                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
                 .TransitionTo(Ended),
             Ignore(BroadcastReceived));
 
@@ -120,11 +120,11 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .IfElse(context => context.Saga.Winner is not null,
                     won => won.TransitionTo(Claimed),
                     none => none
-                        .Then(context => End(context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
+                        .ThenAsync(context => End(context, context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
                         .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
                         .TransitionTo(Ended)),
             When(EndReported)
-                .Then(context => End(context.Saga, context.Message.Status, context.Message.Reason))
+                .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
                 .ThenAsync(DecidePending)
                 .TransitionTo(Ended),
             Ignore(BroadcastReceived));
@@ -132,38 +132,56 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         During(Open, Claimed, Ended,
             Ignore(WindowClosed));
 
+        // At the deadline a claimed call is already handed over; the decision is sent once more in case the router
+        // that made it died before its ContinueCall left (the adapter ignores a decision for a call it has finished).
+        During(Claimed,
+            When(DeadlineReached)
+                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim))));
+        During(Ended,
+            Ignore(DeadlineReached));
+
         During(Claimed, Ended,
             When(ClaimReceived)
                 .ThenAsync(context => Decide(context, context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow())),
             When(ForgetRequested)
+                .ThenAsync(SendTally)
                 .Finalize(),
             Ignore(BroadcastReceived),
-            Ignore(DeadlineReached),
             Ignore(EndReported),
             Ignore(UnknownCallExpired));
 
         SetCompletedWhenFinalized();
     }
 
-    private void Offer(CallState call, CallBroadcast broadcast)
+    private Task Offer(BehaviorContext<CallState, CallBroadcast> context)
     {
+        var (call, broadcast) = (context.Saga, context.Message);
         call.ChannelId = broadcast.ChannelId;
         call.Node = broadcast.Node;
         call.Audience = [.. broadcast.Audience];
         call.NotifyClaimed = broadcast.NotifyClaimed;
         call.BroadcastAt = broadcast.BroadcastAt;
         call.Deadline = broadcast.Deadline;
-        _timers.Schedule(broadcast.Deadline, new BroadcastDeadline(call.CorrelationId));
+        return _timers.Schedule(context, broadcast.Deadline, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId));
     }
+
+    /// <summary>The adapter holds the call's CDR until it hears how many claims the call got in all.</summary>
+    private static Task SendTally(BehaviorContext<CallState, ForgetCall> context) =>
+        context.Saga is { Node: { } node, ChannelId: { } channel } call
+            ? Outbound.Tally(context, node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount))
+            : Task.CompletedTask;
+
+    private Task Schedule<T>(ConsumeContext context, TimeSpan delay, T message) where T : class =>
+        _timers.Schedule(context, _clock.GetUtcNow() + delay, delay, message);
 
     private void Hold(BehaviorContext<CallState, ClaimCall> context) =>
         context.Saga.PendingClaims.Add(new PendingClaim(context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow()));
 
-    private void End(CallState call, string status, string reason)
+    private Task End(ConsumeContext context, CallState call, string status, string reason)
     {
         call.Status = status;
         call.Reason = reason;
-        _timers.Schedule(_clock.GetUtcNow() + _options.FinishedRetention, new ForgetCall(call.CorrelationId));
+        return Schedule(context, _options.FinishedRetention, new ForgetCall(call.CorrelationId));
     }
 
     private async Task DecidePending<T>(BehaviorContext<CallState, T> context) where T : class
@@ -178,13 +196,21 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
 
     private async Task Decide(ConsumeContext context, CallState call, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt)
     {
-        call.ClaimCount++;
         var verdict = ClaimRules.Judge(call, claim, receivedAt);
+        if (verdict.Accepted && call.Winner is not null)
+        {
+            // The winner's claim again (redelivered after a router died, or sent twice): same answer, decision resent.
+            await Outbound.Continue(context, call.Node!, Decision(call, call.WinningClaim));
+            await Outbound.Reply(context, reply, verdict);
+            return;
+        }
+        call.ClaimCount++;
         if (verdict.Accepted)
         {
             call.Winner = claim.App;
+            call.WinningClaim = claim;
             call.ClaimedAt = receivedAt;
-            End(call, CallStatus.Success, DispositionReason.Claimed);
+            await End(context, call, CallStatus.Success, DispositionReason.Claimed);
             await Outbound.Continue(context, call.Node!, Decision(call, claim));
             if (call.NotifyClaimed)
                 await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt));
@@ -204,5 +230,5 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
 
     private ContinueCall Decision(CallState call, ClaimCall? claim = null) =>
         new(call.CorrelationId, call.ChannelId!, call.Status!, call.Winner, call.Reason,
-            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow());
+            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow(), call.ClaimedAt, call.ClaimCount);
 }

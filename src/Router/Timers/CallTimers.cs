@@ -11,7 +11,11 @@ namespace CallRouter.Router.Timers;
 /// <summary>Delivers a message to the router's own queue at a given time (deadlines, forgetting finished calls).</summary>
 public interface ICallTimers
 {
-    void Schedule<T>(DateTimeOffset due, T message) where T : class;
+    /// <param name="context">The message being handled (durable timers go out through its outbox).</param>
+    /// <param name="due">When the message is delivered.</param>
+    /// <param name="lane">The timer's nominal delay (e.g. the broadcast timeout): timers on one lane fall due in the order they are set.</param>
+    /// <param name="message">What is delivered.</param>
+    Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class;
 }
 
 /// <summary>
@@ -34,8 +38,11 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
         _pending = new DueQueue<Func<ISendEndpoint, Task>>("call-timers", send => _due.Writer.TryWrite(send), clock);
     }
 
-    public void Schedule<T>(DateTimeOffset due, T message) where T : class =>
+    public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class
+    {
         _pending.Add(due, endpoint => endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null)));
+        return Task.CompletedTask;
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -31,6 +31,12 @@ public static class Outbound
         await endpoint.Send(command, send => Stamp(send, Topology.Types.ContinueCall, node, command.CallId.ToString()));
     }
 
+    public static async Task Tally(ConsumeContext context, string node, ClaimTally tally)
+    {
+        var endpoint = await context.GetSendEndpoint(CommandExchange);
+        await endpoint.Send(tally, send => Stamp(send, Topology.Types.ClaimTally, node, tally.CallId.ToString()));
+    }
+
     public static async Task NotifyClaimed(ConsumeContext context, IEnumerable<string> audience, CallClaimed claimed)
     {
         var endpoint = await context.GetSendEndpoint(BroadcastExchange);

@@ -2,6 +2,7 @@ using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.Demo;
+using CallRouter.Messages;
 using CallRouter.Router;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,8 +25,22 @@ public sealed class RoutingStack : IAsyncLifetime
     public IHost? Router { get; private set; }
     public IHost? Adapter { get; private set; }
 
-    /// <summary>Router settings a test may change before InitializeAsync.</summary>
-    public Dictionary<string, string?> RouterSettings { get; } = [];
+    /// <summary>Router settings a test may change before InitializeAsync. CDRs are off unless a test gives a database.</summary>
+    public Dictionary<string, string?> RouterSettings { get; } = new() { ["Postgres:WriteCdrs"] = "false" };
+
+    /// <summary>False: InitializeAsync starts no in-process router (the test runs router processes).</summary>
+    public bool RouterInProcess { get; set; } = true;
+
+    public AriSimulatorOptions? SimulatorOptions { get; set; }
+
+    /// <summary>Routers write CDRs to <paramref name="database"/>; with <paramref name="sagas"/>, saga state lives there too.</summary>
+    public void UsePostgres(TestDatabase database, bool sagas)
+    {
+        RouterSettings["Postgres:ConnectionString"] = database.ConnectionString;
+        RouterSettings["Postgres:WriteCdrs"] = "true";
+        if (sagas)
+            RouterSettings["Router:SagaRepository"] = "Postgres";
+    }
 
     /// <summary>Adapter settings a test class may change before InitializeAsync (through its own fixture subclass).</summary>
     public Dictionary<string, string?> AdapterSettings { get; } = new()
@@ -40,8 +55,9 @@ public sealed class RoutingStack : IAsyncLifetime
     {
         ThreadPool.SetMinThreads(64, 64);
         Broker = await TestBroker.Create();
-        Ari = await AriSimulator.AriSimulator.StartAsync();
-        await StartRouter();
+        Ari = await AriSimulator.AriSimulator.StartAsync(SimulatorOptions);
+        if (RouterInProcess)
+            await StartRouter();
         await StartAdapter();
     }
 
@@ -120,6 +136,16 @@ public sealed class RoutingStack : IAsyncLifetime
         await Eventually.True(() => !live.IsLive(app), TimeSpan.FromSeconds(10), $"app {app} is still live");
     }
 
+    /// <summary>A router as its own process, with this stack's broker and router settings; returns once it consumes the router queue.</summary>
+    public async Task<RouterProcess> StartRouterProcess(string name)
+    {
+        var consumers = await Broker.ConsumerCount(Topology.RouterQueue);
+        var router = RouterProcess.Start(name, BrokerSettings().Concat(RouterSettings));
+        await Eventually.TrueAsync(async () => await Broker.ConsumerCount(Topology.RouterQueue) > consumers, TimeSpan.FromSeconds(30),
+            $"router process {name} never consumed the router queue");
+        return router;
+    }
+
     private IEnumerable<KeyValuePair<string, string?>> BrokerSettings() =>
     [
         new("Broker:Host", Broker.Options.Host),
@@ -151,6 +177,17 @@ public static class Eventually
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException(failure);
             await Task.Delay(20);
+        }
+    }
+
+    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan within, string failure)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException(failure);
+            await Task.Delay(200);
         }
     }
 }

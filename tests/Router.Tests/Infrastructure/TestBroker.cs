@@ -56,6 +56,17 @@ public sealed class TestBroker : IAsyncDisposable
         return await response.Content.ReadAsStringAsync();
     }
 
+    /// <summary>Consumers on a queue of this virtual host (0 if the queue does not exist yet).</summary>
+    public async Task<int> ConsumerCount(string queue)
+    {
+        using var response = await _management.GetAsync($"queues/{Uri.EscapeDataString(Options.VirtualHost)}/{Uri.EscapeDataString(queue)}");
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            return 0;
+        response.EnsureSuccessStatusCode();
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return json.RootElement.TryGetProperty("consumers", out var consumers) ? consumers.GetInt32() : 0;
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

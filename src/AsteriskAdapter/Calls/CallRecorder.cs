@@ -1,0 +1,180 @@
+using System.Collections.Concurrent;
+using CallRouter.AsteriskAdapter.Ari;
+using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.Messages;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CallRouter.AsteriskAdapter.Calls;
+
+/// <summary>
+/// Gathers each call's CDR from StasisStart to ChannelDestroyed and publishes it as a CallRecord once the channel is
+/// gone and, for calls the router decided, its claim tally is in (or <see cref="AdapterOptions.TallyWait"/> passed).
+/// Records are published persistent with confirms and retried until the broker takes them. Records of calls still
+/// up when the adapter stops are lost with it (noted in the README).
+/// </summary>
+public sealed class CallRecorder : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Draft> _byChannel = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, Draft> _byCall = new();
+    private readonly AdapterBroker _broker;
+    private readonly BackgroundWork _work;
+    private readonly TimeProvider _clock;
+    private readonly AdapterOptions _options;
+    private readonly ILogger<CallRecorder> _logger;
+    private readonly CancellationToken _stopping;
+    private readonly DueQueue<Draft> _tallyWaits;
+
+    public CallRecorder(AdapterBroker broker, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options,
+        IHostApplicationLifetime lifetime, ILogger<CallRecorder> logger)
+    {
+        (_broker, _work, _clock, _options, _logger, _stopping) = (broker, work, clock, options.Value, logger, lifetime.ApplicationStopping);
+        _tallyWaits = new DueQueue<Draft>("cdr-tally-waits", TryPublish, clock);
+    }
+
+    /// <summary>What is known of one call so far. Guarded by its own lock.</summary>
+    private sealed class Draft(Guid callId, AriChannel channel, IReadOnlyList<string> args, DateTimeOffset broadcastAt)
+    {
+        public Guid CallId { get; } = callId;
+        public AriChannel Channel { get; } = channel;
+        public IReadOnlyList<string> Args { get; } = args;
+        public DateTimeOffset BroadcastAt { get; } = broadcastAt;
+        public DateTimeOffset? Deadline;
+        public IReadOnlyList<string> Audience = [];
+        public bool TallyExpected;
+        public int? Claims;
+        public string? Status, Reason, Winner, Target;
+        public DateTimeOffset? ClaimedAt, HandedOverAt, DecidedAt, EndedAt;
+        public int? HangupCause;
+        public string? HangupCauseText;
+        public bool Published;
+    }
+
+    /// <summary>A broadcast went out: the router will decide, then send a tally.</summary>
+    public void Offered(AriChannel channel, CallBroadcast broadcast) =>
+        Add(new Draft(broadcast.CallId, channel, broadcast.Args, broadcast.BroadcastAt)
+        {
+            Deadline = broadcast.Deadline, Audience = broadcast.Audience, TallyExpected = true,
+        });
+
+    /// <summary>The adapter fails the call itself, without a broadcast (bad options, no live app, leftover channel).</summary>
+    public void NotOffered(AriChannel channel, Guid callId, IReadOnlyList<string>? args) =>
+        Add(new Draft(callId, channel, args ?? [], _clock.GetUtcNow()));
+
+    /// <summary>The call is about to leave the router's app as <paramref name="decision"/> says.</summary>
+    public void Deciding(string channelId, Decision decision)
+    {
+        if (!_byChannel.TryGetValue(channelId, out var draft))
+            return;
+        var now = _clock.GetUtcNow();
+        lock (draft)
+        {
+            draft.Status = decision.Status;
+            draft.Reason = decision.Reason;
+            draft.Winner = decision.Winner;
+            draft.ClaimedAt = decision.ClaimedAt;
+            draft.Target = decision.MoveToApp is { } app ? $"app:{app}"
+                : decision.Target is { } t ? $"{t.Context},{t.Extension},{t.Priority}" : null;
+            draft.HandedOverAt = null;
+            draft.DecidedAt ??= now;
+        }
+    }
+
+    /// <summary>Asterisk took the continue or move.</summary>
+    public void HandedOver(string channelId)
+    {
+        if (_byChannel.TryGetValue(channelId, out var draft))
+            lock (draft)
+                draft.HandedOverAt = _clock.GetUtcNow();
+    }
+
+    /// <summary>The caller hung up before any decision.</summary>
+    public void Abandoned(string channelId)
+    {
+        if (!_byChannel.TryGetValue(channelId, out var draft))
+            return;
+        lock (draft)
+        {
+            draft.Status ??= CallStatus.Abandoned;
+            draft.Reason ??= DispositionReason.CallerHangup;
+            draft.DecidedAt ??= _clock.GetUtcNow();
+        }
+    }
+
+    /// <summary>The router's count of every claim the call received.</summary>
+    public void Tallied(Guid callId, int claims)
+    {
+        if (!_byCall.TryGetValue(callId, out var draft))
+            return;
+        lock (draft)
+            draft.Claims = claims;
+        TryPublish(draft);
+    }
+
+    public void Destroyed(string channelId, DateTimeOffset at, int? cause, string? causeText)
+    {
+        if (!_byChannel.TryGetValue(channelId, out var draft))
+            return;
+        lock (draft)
+        {
+            draft.EndedAt ??= at;
+            draft.HangupCause ??= cause;
+            draft.HangupCauseText ??= causeText;
+        }
+        TryPublish(draft);
+    }
+
+    private void Add(Draft draft)
+    {
+        _byChannel[draft.Channel.Id] = draft;
+        _byCall[draft.CallId] = draft;
+    }
+
+    private void TryPublish(Draft draft)
+    {
+        CallRecord record;
+        lock (draft)
+        {
+            if (draft.Published || draft.EndedAt is null)
+                return;
+            var waitUntil = (draft.DecidedAt ?? draft.EndedAt.Value) + _options.TallyWait;
+            var missing = draft.Status is null || (draft.TallyExpected && draft.Claims is null);
+            if (missing && _clock.GetUtcNow() < waitUntil)
+            {
+                _tallyWaits.Add(waitUntil, draft);
+                return;
+            }
+            draft.Published = true;
+            record = ToRecord(draft);
+        }
+        _byChannel.TryRemove(new KeyValuePair<string, Draft>(draft.Channel.Id, draft));
+        _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
+        _work.Run(() => Publish(record), "publish call record");
+    }
+
+    private CallRecord ToRecord(Draft d) => new(
+        d.CallId, _options.Node, d.Channel.Id, d.Channel.Name, d.Channel.CallerNumber, d.Channel.CallerName, d.Channel.Exten,
+        d.Channel.Context, d.Args, d.Channel.CreatedAt, d.BroadcastAt, d.Deadline, d.Audience, d.TallyExpected ? d.Claims : 0,
+        d.Winner, d.ClaimedAt, d.HandedOverAt, d.Status ?? CallStatus.Abandoned, d.Reason ?? DispositionReason.CallerHangup,
+        d.Target, d.EndedAt!.Value, d.HangupCause, d.HangupCauseText);
+
+    private async Task Publish(CallRecord record)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _broker.PublishRecord(record);
+                return;
+            }
+            catch (Exception exception) when (!_stopping.IsCancellationRequested)
+            {
+                _logger.LogWarning("Call record {CallId} not taken by the broker (attempt {Attempt}), retrying: {Error}", record.CallId, attempt, exception.Message);
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), _stopping);
+            }
+        }
+    }
+
+    public void Dispose() => _tallyWaits.Dispose();
+}

@@ -1,0 +1,48 @@
+namespace CallRouter.Messages;
+
+/// <summary>
+/// One finished call, for the CDR table (adapter → the CDR writer, durable and persistent). Sent once the channel is
+/// destroyed and the router's claim tally is in; the writer stores it once per call id, however often it is delivered.
+/// </summary>
+public sealed record CallRecord(
+    Guid CallId,
+    string Node,
+    string ChannelId,
+    string ChannelName,
+    string CallerNumber,
+    string CallerName,
+    string Extension,
+    string Context,
+    IReadOnlyList<string> Args,
+    DateTimeOffset ChannelCreatedAt,
+    DateTimeOffset BroadcastAt,
+    DateTimeOffset? Deadline,
+    IReadOnlyList<string> Audience,
+    int? Claims,
+    string? Winner,
+    DateTimeOffset? ClaimedAt,
+    DateTimeOffset? HandedOverAt,
+    string Status,
+    string Reason,
+    string? Target,
+    DateTimeOffset EndedAt,
+    int? HangupCause,
+    string? HangupCauseText)
+{
+    public string Type => Topology.Types.CallRecord;
+
+    /// <summary>Broadcast → winning claim.</summary>
+    public double? ClaimLatencyMs => ClaimedAt is { } at ? (at - BroadcastAt).TotalMilliseconds : null;
+
+    /// <summary>Broadcast → the call handed over (continued or moved).</summary>
+    public double? DecisionLatencyMs => HandedOverAt is { } at ? (at - BroadcastAt).TotalMilliseconds : null;
+
+    /// <summary>Channel created → channel destroyed.</summary>
+    public double DurationS => (EndedAt - ChannelCreatedAt).TotalSeconds;
+}
+
+/// <summary>How many claims a decided call received in all, sent when the router forgets it (router → the adapter owning the channel).</summary>
+public sealed record ClaimTally(Guid CallId, string ChannelId, int Claims)
+{
+    public string Type => Topology.Types.ClaimTally;
+}
