@@ -34,7 +34,7 @@ public abstract class PostgresStackTest : IAsyncLifetime
         await Stack.InitializeAsync();
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Stack.DisposeAsync();
         await Database.DisposeAsync();

@@ -3,6 +3,20 @@ using System.Diagnostics;
 
 namespace CallRouter.Tests.Infrastructure;
 
+/// <summary>Paths in this repository.</summary>
+public static class Repository
+{
+    public static string Root { get; } = FindRoot();
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Router.sln")))
+                return dir.FullName;
+        throw new InvalidOperationException("Router.sln not found above " + AppContext.BaseDirectory);
+    }
+}
+
 /// <summary>The router as its own OS process (CallRouter.Router.dll next to the tests), configured through environment variables.</summary>
 public sealed class RouterProcess : IAsyncDisposable
 {
@@ -19,7 +33,11 @@ public sealed class RouterProcess : IAsyncDisposable
 
     public static RouterProcess Start(string name, IEnumerable<KeyValuePair<string, string?>> settings)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "CallRouter.Router.dll");
+        // The router's own build output: its deps.json matches its dlls (the copy next to the tests resolves other versions).
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name; // bin/<Configuration>/net10.0
+        var dll = Path.Combine(Repository.Root, "src", "Router", "bin", configuration, "net10.0", "CallRouter.Router.dll");
+        if (!File.Exists(dll))
+            throw new InvalidOperationException($"{dll} is missing: build the solution (dotnet build Router.sln -c {configuration})");
         var start = new ProcessStartInfo("dotnet", [dll]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (key, value) in settings)
             start.Environment[key.Replace(":", "__")] = value;

@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using CallRouter.AriSimulator;
+using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Demo;
+using CallRouter.Messages;
+using CallRouter.Tests.Infrastructure;
+using Dapper;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace CallRouter.Tests;
+
+/// <summary>Several router processes on one queue, saga state in PostgreSQL with optimistic concurrency, durable timers.</summary>
+public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTest
+{
+    private static readonly string[] Racers = ["alpha", "bravo", "charlie", "delta", "echo"];
+    private readonly List<RouterProcess> _routers = [];
+
+    protected override bool SagasInPostgres => true;
+
+    protected override void Configure(RoutingStack stack)
+    {
+        stack.RouterInProcess = false;
+        stack.RouterSettings["Router:FinishedRetention"] = "00:00:02";
+    }
+
+    [Fact]
+    public async Task Two_router_processes_give_each_of_10000_calls_raced_by_5_apps_exactly_one_winner()
+    {
+        await StartRouters(2);
+        var apps = await AddApps(Racers);
+
+        var channels = await Originate(10_000, _ => ["timeout=10000"], maxOpen: 200);
+
+        var winners = WinnersFromChannels(channels);
+        Assert.Equal(10_000, winners.Count);
+        Assert.All(channels, c => Assert.Equal(CallStatus.Success, c.Variables[CallHandover.StatusVariable]));
+        var accepted = AcceptedApps(apps);
+        Assert.Equal(10_000, accepted.Count);
+        Assert.All(accepted, a => Assert.Equal(winners[a.Key], Assert.Single(a.Value)));
+        var rejected = apps.SelectMany(a => a.Replies).Where(r => !r.Accepted).ToList();
+        Assert.Equal(40_000, rejected.Count);
+        Assert.All(rejected, r => Assert.Equal(RejectReason.AlreadyClaimed, r.Reason));
+
+        await WaitForCdrs(10_000, TimeSpan.FromSeconds(120));
+        var rows = await Cdrs();
+        Assert.Equal(10_000, rows.Select(r => r.CallId).Distinct().Count());
+        Assert.All(rows, r => Assert.Equal((winners[r.CallId], 5, CallStatus.Success), (r.Winner, r.Claims ?? -1, r.Status)));
+        output.WriteLine($"wins: {string.Join(", ", rows.GroupBy(r => r.Winner).Select(g => $"{g.Key} {g.Count()}"))}");
+    }
+
+    [Fact]
+    public async Task A_router_killed_mid_run_leaves_no_call_stranded_and_every_call_gets_its_row()
+    {
+        await StartRouters(2);
+        var apps = await AddApps(["alpha", "bravo", "charlie"]);
+        await Stack.AddApp("quiet", autoClaim: false);
+
+        var killed = Task.Run(async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            _routers[0].KillHard();
+        });
+        // Every fifth call goes to an app that never claims: those end TIMEOUT.
+        var channels = await Originate(1_000, i => i % 5 == 0 ? ["timeout=1500", "filter=^quiet$"] : ["timeout=3000", "filter=^(alpha|bravo|charlie)$"],
+            maxOpen: 100, perSecond: 125);
+        await killed;
+
+        var accepted = AcceptedApps(apps);
+        foreach (var channel in channels)
+        {
+            var status = channel.Variables[CallHandover.StatusVariable];
+            var reason = channel.Variables[CallHandover.ReasonVariable];
+            var told = accepted.GetValueOrDefault(Guid.Parse(channel.Variables[CallHandover.CallIdVariable])) ?? [];
+            if (channel.StasisArgs.Contains("filter=^quiet$"))
+                Assert.Contains((status, reason), new[] { (CallStatus.Timeout, DispositionReason.NoClaim), (CallStatus.Timeout, DispositionReason.RouterNoAnswer) });
+            else if (status == CallStatus.Success)
+                Assert.Equal(channel.Variables[CallHandover.WinnerVariable], Assert.Single(told));
+            else
+                Assert.Equal((CallStatus.Timeout, DispositionReason.RouterNoAnswer), (status, reason));
+            if (status != CallStatus.Success)
+                Assert.Empty(told); // no app is told it won a call that did not go to it
+        }
+        output.WriteLine(string.Join(", ", channels.GroupBy(c => c.Variables[CallHandover.StatusVariable] + "/" + c.Variables[CallHandover.ReasonVariable])
+            .Select(g => $"{g.Key} {g.Count()}")));
+
+        await WaitForCdrs(1_000, TimeSpan.FromSeconds(60));
+        var rows = await Cdrs();
+        Assert.Equal(channels.Select(c => c.Id).Order(), rows.Select(r => r.ChannelId).Order());
+        Assert.All(rows, r => Assert.Equal(channels.Single(c => c.Id == r.ChannelId).Variables[CallHandover.StatusVariable], r.Status));
+    }
+
+    [Fact]
+    public async Task Deadlines_set_by_a_router_that_died_still_fire_from_the_broker()
+    {
+        await StartRouters(2);
+        await Stack.AddApp("sales", autoClaim: false);
+        var channels = Enumerable.Range(0, 40).Select(_ => Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=2500"])).ToList();
+        await Eventually.TrueAsync(async () => await OpenSagas() == 40, TimeSpan.FromSeconds(10), "the routers did not take all 40 broadcasts");
+
+        _routers[0].KillHard();
+        await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(10));
+
+        // TIMEOUT/no-claim is the router's own verdict at the deadline; the adapter's fallback would say router-no-answer.
+        Assert.All(channels, c => Assert.Equal((CallStatus.Timeout, DispositionReason.NoClaim),
+            (c.Variables[CallHandover.StatusVariable], c.Variables[CallHandover.ReasonVariable])));
+    }
+
+    private async Task StartRouters(int count)
+    {
+        for (var i = 0; i < count; i++)
+            _routers.Add(await Stack.StartRouterProcess($"router-{i + 1}"));
+    }
+
+    private async Task<List<ClaimantApp>> AddApps(IEnumerable<string> names)
+    {
+        var apps = new List<ClaimantApp>();
+        foreach (var name in names)
+            apps.Add(await Stack.AddApp(name));
+        return apps;
+    }
+
+    private async Task<List<SimChannel>> Originate(int calls, Func<int, string[]> args, int maxOpen, int perSecond = 0)
+    {
+        using var open = new SemaphoreSlim(maxOpen);
+        var channels = new List<SimChannel>(calls);
+        var started = DateTime.UtcNow;
+        for (var i = 0; i < calls; i++)
+        {
+            await open.WaitAsync();
+            if (perSecond > 0 && started.AddSeconds((double)i / perSecond) is var due && due > DateTime.UtcNow)
+                await Task.Delay(due - DateTime.UtcNow);
+            var channel = Stack.Ari.Originate(RoutingStack.StasisApp, args(i));
+            _ = channel.Handover.ContinueWith(_ => open.Release(), TaskScheduler.Default);
+            channels.Add(channel);
+        }
+        await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(180));
+        output.WriteLine($"{calls} calls handed over in {(DateTime.UtcNow - started).TotalSeconds:F1} s");
+        return channels;
+    }
+
+    private static Dictionary<Guid, string> WinnersFromChannels(IEnumerable<SimChannel> channels) =>
+        channels.Where(c => c.Variables.ContainsKey(CallHandover.WinnerVariable))
+            .ToDictionary(c => Guid.Parse(c.Variables[CallHandover.CallIdVariable]), c => c.Variables[CallHandover.WinnerVariable]);
+
+    /// <summary>Per call, the distinct apps that were told "accepted".</summary>
+    private static Dictionary<Guid, List<string>> AcceptedApps(IEnumerable<ClaimantApp> apps) =>
+        apps.SelectMany(a => a.Replies).Where(r => r.Accepted)
+            .GroupBy(r => r.CallId!.Value).ToDictionary(g => g.Key, g => g.Select(r => r.App ?? "").Distinct().ToList());
+
+    private async Task<long> OpenSagas()
+    {
+        await using var connection = await Database.DataSource.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM call_sagas WHERE current_state = 'Open'");
+    }
+
+    public override async Task DisposeAsync()
+    {
+        foreach (var router in _routers)
+            await router.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}
