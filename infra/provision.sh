@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything the demo and the tests need on this machine: RabbitMQ with its console, and python3-pika.
+# Everything the demo and the tests need on this machine: RabbitMQ with its console, python3-pika, and amqplib for
+# examples/node.
 set -euo pipefail
 here="$(dirname "$0")"
 "$here/rabbitmq.sh"
@@ -8,4 +9,11 @@ if ! /usr/bin/python3 -c "import pika" >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq python3-pika >/dev/null
+fi
+
+# The example apps (examples/) and their CI race: amqplib for the Node one (Node.js itself comes with the machine).
+examples="$here/../examples"
+if [ ! -d "$examples/node/node_modules/amqplib" ]; then
+  echo "provision: npm ci in examples/node (amqplib)"
+  (cd "$examples/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
