@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything the demo and the tests need on this machine: RabbitMQ with its console, PostgreSQL 15, and python3-pika.
+# Everything the demo and the tests need on this machine: RabbitMQ with its console, PostgreSQL 15, python3-pika,
+# amqplib for examples/node, and a Compose client (only its "config" is used: no Docker engine runs here).
 set -euo pipefail
 here="$(dirname "$0")"
 "$here/rabbitmq.sh"
@@ -9,4 +10,18 @@ if ! /usr/bin/python3 -c "import pika" >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq python3-pika >/dev/null
+fi
+
+# The example apps (examples/) and their CI race: amqplib for the Node one (Node.js itself comes with the machine).
+examples="$here/../examples"
+if [ ! -d "$examples/node/node_modules/amqplib" ]; then
+  echo "provision: npm ci in examples/node (amqplib)"
+  (cd "$examples/node" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The compose file's test runs 'config' with the Compose client: the v2 plugin if the docker client has it, else Debian's.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  echo "provision: installing docker-compose (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq docker-compose >/dev/null
 fi
