@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -25,6 +26,7 @@ public sealed class CallDispatcher : BackgroundService
     private readonly AppFilters _filters;
     private readonly CallBook _book;
     private readonly BackgroundWork _work;
+    private readonly AdapterMetrics _metrics;
     private readonly TimeProvider _clock;
     private readonly AdapterOptions _options;
     private readonly ILogger<CallDispatcher> _logger;
@@ -32,10 +34,10 @@ public sealed class CallDispatcher : BackgroundService
     private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
 
     public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
-        AppFilters filters, CallBook book, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
+        AppFilters filters, CallBook book, BackgroundWork work, AdapterMetrics metrics, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
     {
-        (_events, _ari, _broker, _handover, _live, _filters, _book, _work, _clock, _options, _logger) =
-            (events, ari, broker, handover, live, filters, book, work, clock, options.Value, logger);
+        (_events, _ari, _broker, _handover, _live, _filters, _book, _work, _metrics, _clock, _options, _logger) =
+            (events, ari, broker, handover, live, filters, book, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
@@ -70,6 +72,7 @@ public sealed class CallDispatcher : BackgroundService
                 {
                     moving.Moving = false;
                     _book.Remove(moving);
+                    _metrics.Failed(DispositionReason.MoveFailed);
                     _work.Run(() => _handover.Execute(channel.Id, moving.CallId,
                         new Decision(CallStatus.Failed, DispositionReason.MoveFailed, Detail: $"app '{e.Destination}' is not connected")), "move fallback");
                 }
@@ -111,6 +114,7 @@ public sealed class CallDispatcher : BackgroundService
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
+            _metrics.Broadcast();
         }
         catch (Exception exception)
         {
@@ -122,6 +126,7 @@ public sealed class CallDispatcher : BackgroundService
     private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
     {
         _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
+        _metrics.Failed(reason);
         _work.Run(() => _handover.Execute(channel.Id, null, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
     }
 
@@ -136,6 +141,7 @@ public sealed class CallDispatcher : BackgroundService
         if (!call.TryFinish())
             return;
         _logger.LogInformation("Call {CallId} ABANDONED ({Event})", call.CallId, eventType);
+        _metrics.Ended(CallStatus.Abandoned, DispositionReason.CallerHangup);
         await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow()));
     }
 
@@ -145,7 +151,8 @@ public sealed class CallDispatcher : BackgroundService
             return;
         _book.Remove(call);
         _logger.LogWarning("Call {CallId}: no word from the router {Grace} ms after the deadline; falling back", call.CallId, _options.FallbackGrace.TotalMilliseconds);
-        await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        var handedOver = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        Ended(call, CallStatus.Timeout, DispositionReason.RouterNoAnswer, handedOver);
         await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow()));
     }
 
@@ -176,7 +183,7 @@ public sealed class CallDispatcher : BackgroundService
                 _book.Remove(call);
             try
             {
-                await _handover.Execute(call.ChannelId, call.CallId, decision);
+                Ended(call, command.Status, decision.Reason, await _handover.Execute(call.ChannelId, call.CallId, decision));
             }
             catch (Exception exception)
             {
@@ -184,6 +191,14 @@ public sealed class CallDispatcher : BackgroundService
             }
         }
         await _broker.Ack(delivery);
+    }
+
+    private void Ended(OpenCall call, string status, string reason, bool handedOver)
+    {
+        if (handedOver)
+            _metrics.HandedOver(status, reason, _clock.GetUtcNow() - call.BroadcastAt);
+        else
+            _metrics.Ended(status, reason);
     }
 
     private async Task OnHeartbeat(BasicDeliverEventArgs delivery)

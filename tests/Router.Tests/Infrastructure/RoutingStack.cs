@@ -2,6 +2,7 @@ using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.Demo;
+using CallRouter.Operations;
 using CallRouter.Router;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -48,7 +49,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task StartRouter()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(RouterSettings));
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
         Router = builder.Build();
@@ -70,7 +71,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(AdapterSettings)
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(AdapterSettings)
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddAsteriskAdapter();
@@ -119,6 +120,12 @@ public sealed class RoutingStack : IAsyncLifetime
         var live = Adapter!.Services.GetRequiredService<LiveApps>();
         await Eventually.True(() => !live.IsLive(app), TimeSpan.FromSeconds(10), $"app {app} is still live");
     }
+
+    /// <summary>Many stacks share this process: each router and adapter serves /metrics and /health on a free loopback port.</summary>
+    private static readonly KeyValuePair<string, string?>[] HttpSettings = [new("Http:Urls", "http://127.0.0.1:0")];
+
+    /// <summary>Base address of a host's operations endpoint (/metrics, /health/live, /health/ready).</summary>
+    public static Uri HttpAddress(IHost host) => host.Services.GetRequiredService<OperationsEndpoint>().Addresses.Single();
 
     private IEnumerable<KeyValuePair<string, string?>> BrokerSettings() =>
     [

@@ -56,6 +56,10 @@ public sealed class TestBroker : IAsyncDisposable
         return await response.Content.ReadAsStringAsync();
     }
 
+    /// <summary>Deletes this fixture's virtual host: every connection to it closes and none can be made again (the broker "unreachable").</summary>
+    public async Task DeleteVirtualHost() =>
+        (await _management.DeleteAsync($"vhosts/{Options.VirtualHost}")).EnsureSuccessStatusCode();
+
     public async ValueTask DisposeAsync()
     {
         try
