@@ -62,10 +62,11 @@ public sealed class PrometheusExporter : IDisposable
         for (var i = 0; i < chars.Length; i++)
         {
             var c = chars[i];
-            if (!(char.IsAsciiLetter(c) || c == '_' || c == ':' || (i > 0 && char.IsAsciiDigit(c))))
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '_' || c == ':'))
                 chars[i] = '_';
         }
-        return new string(chars);
+        var valid = new string(chars);
+        return valid.Length == 0 || char.IsAsciiDigit(valid[0]) ? "_" + valid : valid;
     }
 
     /// <summary>A label name as Prometheus allows it: [a-zA-Z_][a-zA-Z0-9_]*.</summary>
