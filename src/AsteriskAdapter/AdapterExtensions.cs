@@ -1,17 +1,29 @@
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
+using CallRouter.Operations;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace CallRouter.AsteriskAdapter;
 
-/// <summary>Wires the adapter for one Asterisk: ARI events and REST, the broker, and the dispatcher between them.</summary>
+/// <summary>Wires the adapter for one Asterisk: ARI events and REST, the broker, the dispatcher between them, metrics and health.</summary>
 public static class AdapterExtensions
 {
+    /// <summary>Where /metrics and /health/* listen unless Http__Urls says otherwise.</summary>
+    public const string DefaultHttpUrls = "http://0.0.0.0:9181";
+
     public static IHostApplicationBuilder AddAsteriskAdapter(this IHostApplicationBuilder builder)
     {
+        // First, so the exporter listens before calls flow and /health/live answers while the adapter connects.
+        builder.AddOperationsEndpoint(AdapterMetrics.MeterName, DefaultHttpUrls);
+        builder.Services.AddSingleton<AdapterMetrics>();
+        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("broker",
+            () => sp.GetRequiredService<AdapterBroker>().IsConnected ? null : "RabbitMQ connection is not open"));
+        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("ari",
+            () => sp.GetRequiredService<AriEventStream>().IsConnected ? null : "ARI WebSocket is not connected"));
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<AdapterOptions>().BindConfiguration(AdapterOptions.Section)
             .Validate(o => Wire.IsValidAppName(o.Node.Replace('.', '-')), "Adapter:Node must be letters, digits, '-', '_' or '.'")

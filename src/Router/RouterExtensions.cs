@@ -1,4 +1,6 @@
 using CallRouter.Messages;
+using CallRouter.Operations;
+using CallRouter.Router.Observability;
 using Microsoft.Extensions.Configuration;
 using CallRouter.Router.Postgres;
 using CallRouter.Router.Saga;
@@ -11,11 +13,23 @@ using Npgsql;
 
 namespace CallRouter.Router;
 
-/// <summary>Wires the router: options, timers, the call saga on the router queue.</summary>
+/// <summary>Wires the router: options, timers, the call saga on the router queue, metrics and health.</summary>
 public static class RouterExtensions
 {
+    /// <summary>Where /metrics and /health/* listen unless Http__Urls says otherwise.</summary>
+    public const string DefaultHttpUrls = "http://0.0.0.0:9180";
+
     public static IHostApplicationBuilder AddRouter(this IHostApplicationBuilder builder)
     {
+        // First, so the exporter listens before the bus starts and /health/live answers while it does.
+        builder.AddOperationsEndpoint(RouterMetrics.MeterName, DefaultHttpUrls);
+        builder.Services.AddSingleton<RouterMetrics>();
+        builder.Services.AddConsumeObserver<EndReportObserver>();
+        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("broker", () =>
+        {
+            var health = sp.GetRequiredService<IBusControl>().CheckHealth();
+            return health.Status == BusHealthStatus.Healthy ? null : $"{health.Status}: {health.Description}";
+        }));
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
             .Validate(o => o.UnknownCallGrace > TimeSpan.Zero && o.FinishedRetention > TimeSpan.Zero, "grace and retention must be positive")

@@ -10,6 +10,14 @@ namespace CallRouter.AsteriskAdapter.Ari;
 public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<AriEventStream> logger)
 {
     private readonly AdapterOptions _options = options.Value;
+    private long _connections;
+    private volatile bool _connected;
+
+    /// <summary>True while the event WebSocket is connected.</summary>
+    public bool IsConnected => _connected;
+
+    /// <summary>Connections made after the first one.</summary>
+    public long Reconnects => Math.Max(0, Interlocked.Read(ref _connections) - 1);
 
     /// <summary>Runs until cancelled. <paramref name="onConnected"/> runs after every (re)connect, before events are read.</summary>
     public async Task Run(Func<DateTimeOffset, CancellationToken, Task> onConnected, Func<AriEvent, Task> onEvent, CancellationToken cancellationToken)
@@ -23,18 +31,22 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
                 await socket.ConnectAsync(EventsUri(), cancellationToken);
                 var connectedAt = DateTimeOffset.UtcNow;
                 delay = TimeSpan.FromMilliseconds(200);
+                Interlocked.Increment(ref _connections);
+                _connected = true;
                 logger.LogInformation("ARI events connected for app {App}", _options.App);
                 await onConnected(connectedAt, cancellationToken);
                 await ReadEvents(socket, onEvent, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
+                _connected = false;
                 return;
             }
             catch (Exception exception)
             {
                 logger.LogWarning("ARI events for {App} unavailable ({Error}); retrying in {Delay} ms", _options.App, exception.Message, delay.TotalMilliseconds);
             }
+            _connected = false;
             try
             {
                 await Task.Delay(delay, cancellationToken);

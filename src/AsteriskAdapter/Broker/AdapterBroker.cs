@@ -17,6 +17,9 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     private IChannel? _consume;
     private IChannel? _records;
 
+    /// <summary>True while the RabbitMQ connection is open (false before it is made and while it recovers).</summary>
+    public bool IsConnected => _connection?.IsOpen == true;
+
     public string CommandQueue => Topology.AdapterQueue(adapter.Value.Node);
     public string CommandErrorQueue => CommandQueue + "_error";
     public string HeartbeatErrorQueue => Topology.HeartbeatExchange + "_error";

@@ -16,6 +16,9 @@ public sealed class OpenCall(Guid callId, string channelId, BroadcastOptions opt
     /// <summary>Set while a move to the winner's app waits for Asterisk to confirm it.</summary>
     public volatile bool Moving;
 
+    /// <summary>True once the call has been ended by one of its endings.</summary>
+    public bool IsFinished => Volatile.Read(ref _finished) == 1;
+
     /// <summary>True for the one caller that gets to end this call.</summary>
     public bool TryFinish() => Interlocked.Exchange(ref _finished, 1) == 0;
 }
@@ -35,6 +38,16 @@ public sealed class CallBook
     public bool TryGet(Guid callId, out OpenCall call) => _byId.TryGetValue(callId, out call!);
 
     public bool TryGetByChannel(string channelId, out OpenCall call) => _byChannel.TryGetValue(channelId, out call!);
+
+    /// <summary>Calls broadcast and not yet ended (walks the book: for scrapes, not the call path).</summary>
+    public int CountOpen()
+    {
+        var open = 0;
+        foreach (var (_, call) in _byId)
+            if (!call.IsFinished)
+                open++;
+        return open;
+    }
 
     public void Remove(OpenCall call)
     {

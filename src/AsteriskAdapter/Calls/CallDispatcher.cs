@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,7 @@ public sealed class CallDispatcher : BackgroundService
     private readonly CallBook _book;
     private readonly CallRecorder _recorder;
     private readonly BackgroundWork _work;
+    private readonly AdapterMetrics _metrics;
     private readonly TimeProvider _clock;
     private readonly AdapterOptions _options;
     private readonly ILogger<CallDispatcher> _logger;
@@ -33,11 +35,11 @@ public sealed class CallDispatcher : BackgroundService
     private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
 
     public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
-        AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options,
-        ILogger<CallDispatcher> logger)
+        AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics, TimeProvider clock,
+        IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
     {
-        (_events, _ari, _broker, _handover, _live, _filters, _book, _recorder, _work, _clock, _options, _logger) =
-            (events, ari, broker, handover, live, filters, book, recorder, work, clock, options.Value, logger);
+        (_events, _ari, _broker, _handover, _live, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
+            (events, ari, broker, handover, live, filters, book, recorder, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
@@ -74,6 +76,7 @@ public sealed class CallDispatcher : BackgroundService
                 {
                     moving.Moving = false;
                     _book.Remove(moving);
+                    _metrics.Failed(DispositionReason.MoveFailed);
                     _work.Run(() => _handover.Execute(channel.Id, moving.CallId,
                         new Decision(CallStatus.Failed, DispositionReason.MoveFailed, Detail: $"app '{e.Destination}' is not connected")), "move fallback");
                 }
@@ -117,6 +120,7 @@ public sealed class CallDispatcher : BackgroundService
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
+            _metrics.Broadcast();
         }
         catch (Exception exception)
         {
@@ -128,6 +132,7 @@ public sealed class CallDispatcher : BackgroundService
     private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
     {
         _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
+        _metrics.Failed(reason);
         var callId = Guid.NewGuid();
         _recorder.NotOffered(channel, callId, args);
         _work.Run(() => _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
@@ -152,6 +157,7 @@ public sealed class CallDispatcher : BackgroundService
             return;
         _logger.LogInformation("Call {CallId} ABANDONED ({Event})", call.CallId, eventType);
         _recorder.Abandoned(call.ChannelId);
+        _metrics.Ended(CallStatus.Abandoned, DispositionReason.CallerHangup);
         await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow()));
     }
 
@@ -161,7 +167,8 @@ public sealed class CallDispatcher : BackgroundService
             return;
         _book.Remove(call);
         _logger.LogWarning("Call {CallId}: no word from the router {Grace} ms after the deadline; falling back", call.CallId, _options.FallbackGrace.TotalMilliseconds);
-        await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        var handedOver = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        Ended(call, CallStatus.Timeout, DispositionReason.RouterNoAnswer, handedOver);
         await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow()));
     }
 
@@ -197,7 +204,7 @@ public sealed class CallDispatcher : BackgroundService
                 _book.Remove(call);
             try
             {
-                await _handover.Execute(call.ChannelId, call.CallId, decision);
+                Ended(call, command.Status, decision.Reason, await _handover.Execute(call.ChannelId, call.CallId, decision));
             }
             catch (Exception exception)
             {
@@ -224,6 +231,14 @@ public sealed class CallDispatcher : BackgroundService
         }
         _recorder.Tallied(tally.CallId, tally.Claims);
         await _broker.Ack(delivery);
+    }
+
+    private void Ended(OpenCall call, string status, string reason, bool handedOver)
+    {
+        if (handedOver)
+            _metrics.HandedOver(status, reason, _clock.GetUtcNow() - call.BroadcastAt);
+        else
+            _metrics.Ended(status, reason);
     }
 
     private async Task OnHeartbeat(BasicDeliverEventArgs delivery)

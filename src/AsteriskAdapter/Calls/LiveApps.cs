@@ -16,6 +16,14 @@ public sealed class LiveApps(IOptions<AdapterOptions> options, TimeProvider cloc
 
     public bool IsLive(string app) => _lastSeen.TryGetValue(app, out var seen) && clock.GetUtcNow() - seen < _timeout;
 
+    /// <summary>Every app heard from (until it said it was stopping), and whether it is live now.</summary>
+    public IEnumerable<(string App, bool Live)> Snapshot()
+    {
+        var now = clock.GetUtcNow();
+        foreach (var (app, seen) in _lastSeen)
+            yield return (app, now - seen < _timeout);
+    }
+
     /// <summary>Live apps whose name the filter matches (all live apps when there is no filter).</summary>
     public List<string> Matching(Regex? filter)
     {

@@ -1,6 +1,8 @@
 using CallRouter.Messages;
+using CallRouter.Router.Observability;
 using CallRouter.Router.Saga;
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CallRouter.Router.Transport;
 
@@ -17,18 +19,35 @@ public static class Outbound
             ? new ReplyRoute(amqp.Properties.ReplyTo, amqp.Properties.CorrelationId)
             : new ReplyRoute(null, null);
 
-    public static async Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply)
+    public static Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply) =>
+        Reply(context, route, reply, MetricsOf(context));
+
+    /// <summary>Answers a claim; the answer is counted when it is actually sent (after the outbox, never for a retried attempt).</summary>
+    public static async Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply, RouterMetrics? metrics)
     {
         if (string.IsNullOrEmpty(route.ReplyTo))
+        {
+            metrics?.ClaimAnswered(reply); // nowhere to answer, but the claim was judged all the same
             return;
+        }
         var endpoint = await context.GetSendEndpoint(ReplyExchange);
-        await endpoint.Send(reply, send => Stamp(send, Topology.Types.ClaimReply, route.ReplyTo, route.CorrelationId));
+        await endpoint.Send(reply, send =>
+        {
+            Stamp(send, Topology.Types.ClaimReply, route.ReplyTo, route.CorrelationId);
+            metrics?.ClaimAnswered(reply);
+        });
     }
 
     public static async Task Continue(ConsumeContext context, string node, ContinueCall command)
     {
+        var metrics = MetricsOf(context);
+        var audience = context is SagaConsumeContext<CallState> saga ? saga.Saga.Audience : null;
         var endpoint = await context.GetSendEndpoint(CommandExchange);
-        await endpoint.Send(command, send => Stamp(send, Topology.Types.ContinueCall, node, command.CallId.ToString()));
+        await endpoint.Send(command, send =>
+        {
+            Stamp(send, Topology.Types.ContinueCall, node, command.CallId.ToString());
+            metrics?.Decided(command, audience);
+        });
     }
 
     public static async Task Tally(ConsumeContext context, string node, ClaimTally tally)
@@ -43,6 +62,12 @@ public static class Outbound
         foreach (var app in audience)
             await endpoint.Send(claimed, send => Stamp(send, Topology.Types.CallClaimed, app, claimed.CallId.ToString()));
     }
+
+    /// <summary>This host's metrics, from the consume context's container scope (Outbound is called from the saga).</summary>
+    private static RouterMetrics? MetricsOf(ISendEndpointProvider context) =>
+        context is ConsumeContext consume && consume.TryGetPayload<IServiceProvider>(out var services)
+            ? services.GetService<RouterMetrics>()
+            : null;
 
     /// <summary>Call messages live for seconds: transient, typed by the AMQP type property, correlated by the caller's id.</summary>
     public static void Stamp<T>(SendContext<T> send, string type, string routingKey, string? correlationId) where T : class

@@ -1,5 +1,6 @@
 using System.Net.Mime;
 using CallRouter.Messages;
+using CallRouter.Router.Observability;
 using MassTransit;
 using MassTransit.Context;
 using MassTransit.Serialization;
@@ -73,13 +74,13 @@ public sealed class PlainClaimSerializerFactory : ISerializerFactory
 }
 
 /// <summary>Answers an unreadable claim with the reason, then fails it so MassTransit parks it in router_error with that reason.</summary>
-public sealed class InvalidClaimConsumer(IBus bus) : IConsumer<InvalidClaim>
+public sealed class InvalidClaimConsumer(IBus bus, RouterMetrics metrics) : IConsumer<InvalidClaim>
 {
     public async Task Consume(ConsumeContext<InvalidClaim> context)
     {
         var claim = context.Message;
         // Sent through the bus, not the consume context: the outbox would drop it when this consume fails.
-        await Outbound.Reply(bus, Outbound.ReplyRouteOf(context), ClaimReply.Reject(claim.CallId, claim.App, RejectReason.InvalidRequest, claim.Error));
+        await Outbound.Reply(bus, Outbound.ReplyRouteOf(context), ClaimReply.Reject(claim.CallId, claim.App, RejectReason.InvalidRequest, claim.Error), metrics);
         throw new InvalidMessageException($"invalid claim: {claim.Error}");
     }
 }

@@ -3,6 +3,7 @@ using CallRouter.AsteriskAdapter;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.Demo;
 using CallRouter.Messages;
+using CallRouter.Operations;
 using CallRouter.Router;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -64,7 +65,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task StartRouter()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(RouterSettings));
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
         Router = builder.Build();
@@ -86,7 +87,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(AdapterSettings)
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(AdapterSettings)
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddAsteriskAdapter();
@@ -140,11 +141,16 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task<RouterProcess> StartRouterProcess(string name)
     {
         var consumers = await Broker.ConsumerCount(Topology.RouterQueue);
-        var router = RouterProcess.Start(name, BrokerSettings().Concat(RouterSettings));
+        var router = RouterProcess.Start(name, BrokerSettings().Concat(HttpSettings).Concat(RouterSettings));
         await Eventually.TrueAsync(async () => await Broker.ConsumerCount(Topology.RouterQueue) > consumers, TimeSpan.FromSeconds(30),
             $"router process {name} never consumed the router queue");
         return router;
     }
+    /// <summary>Many stacks share this process: each router and adapter serves /metrics and /health on a free loopback port.</summary>
+    private static readonly KeyValuePair<string, string?>[] HttpSettings = [new("Http:Urls", "http://127.0.0.1:0")];
+
+    /// <summary>Base address of a host's operations endpoint (/metrics, /health/live, /health/ready).</summary>
+    public static Uri HttpAddress(IHost host) => host.Services.GetRequiredService<OperationsEndpoint>().Addresses.Single();
 
     private IEnumerable<KeyValuePair<string, string?>> BrokerSettings() =>
     [

@@ -67,6 +67,10 @@ public sealed class TestBroker : IAsyncDisposable
         return json.RootElement.TryGetProperty("consumers", out var consumers) ? consumers.GetInt32() : 0;
     }
 
+    /// <summary>Deletes this fixture's virtual host: every connection to it closes and none can be made again (the broker "unreachable").</summary>
+    public async Task DeleteVirtualHost() =>
+        (await _management.DeleteAsync($"vhosts/{Options.VirtualHost}")).EnsureSuccessStatusCode();
+
     public async ValueTask DisposeAsync()
     {
         try

@@ -1,0 +1,98 @@
+using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Messages;
+using CallRouter.Status;
+using CallRouter.Tests.Infrastructure;
+using Spectre.Console;
+using Xunit;
+
+namespace CallRouter.Tests;
+
+/// <summary>The operators' status command, run with --once against a live stack: it reads only /metrics and the management API.</summary>
+public sealed class StatusCommandTests : RoutingTest
+{
+    [Fact]
+    public async Task Once_names_the_live_apps_with_their_wins_the_adapter_node_and_the_queues()
+    {
+        var alpha = await Stack.AddApp("alpha");
+        await Stack.AddApp("beta", autoClaim: false);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000", "filter=^alpha$"]);
+        await channel.Handover.WaitAsync(TimeSpan.FromSeconds(10));
+        await Eventually.True(() => alpha.Replies.Count == 1, TimeSpan.FromSeconds(10), "alpha's claim was not answered");
+
+        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -"), "--once",
+            "--router", RoutingStack.HttpAddress(Stack.Router!).ToString(),
+            "--adapter", RoutingStack.HttpAddress(Stack.Adapter!).ToString(),
+            "--vhost", Stack.Broker.Options.VirtualHost);
+
+        Assert.Equal(0, exit);
+        //                 app      live on            wins  timeouts claims queue        waiting consumers
+        Assert.Equal(["alpha", RoutingStack.Node, "1", "0", "1", "app.alpha", "0", "1"], Row(output, "alpha"));
+        Assert.Equal(["beta", RoutingStack.Node, "0", "0", "0", "app.beta", "0", "1"], Row(output, "beta"));
+        Assert.Equal([$"adapter {RoutingStack.Node}", Topology.AdapterQueue(RoutingStack.Node), "0", "1"], Row(output, $"adapter {RoutingStack.Node}"));
+        Assert.Equal(["routers connected", Topology.RouterQueue, "0", "1"], Row(output, "routers connected"));
+        Assert.Equal(["error queue", Topology.AdapterQueue(RoutingStack.Node) + "_error", "0", "0"], Row(output, "error queue", Topology.AdapterQueue(RoutingStack.Node) + "_error"));
+        Assert.Equal(["error queue", Topology.HeartbeatExchange + "_error", "0", "0"], Row(output, "error queue", Topology.HeartbeatExchange + "_error"));
+        var adapter = Row(output, RoutingStack.HttpAddress(Stack.Adapter!).ToString());
+        Assert.Equal([RoutingStack.Node, "up", "up", "0", "1", "", "1"], adapter[1..8]);
+        Assert.Equal("alpha, beta", adapter[^1]);
+        Assert.Contains("not configured (set Postgres__ConnectionString)", output);
+        Assert.Contains("open broadcasts: 0", output);
+        Assert.Equal(CallStatus.Success, channel.Variables[CallHandover.StatusVariable]);
+    }
+
+    [Fact]
+    public async Task Sources_that_cannot_be_read_show_as_unavailable_and_the_command_still_succeeds()
+    {
+        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -"), "--once", "--router", "http://127.0.0.1:1", "--adapter", "http://127.0.0.1:1",
+            "--vhost", Stack.Broker.Options.VirtualHost, "--postgres", "Host=127.0.0.1;Port=1;Username=cdr;Password=cdr;Database=cdr");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("routers up: 0/1  adapters up: 0/1", output);
+        Assert.Equal(3, output.Split('\n').Count(line => line.Contains("unavailable:")));
+        Assert.Equal(["routers connected", Topology.RouterQueue, "0", "1"], Row(output, "routers connected"));
+    }
+
+    /// <summary>
+    /// The management API updates queue depths at its statistics interval (5 s by default) and shows "-" for a queue
+    /// it has no figures for yet: run the command until <paramref name="settled"/> holds for its output, or 20 s pass.
+    /// </summary>
+    private static async Task<(int Exit, string Output)> RunStatusUntil(Func<string, bool> settled, params string[] args)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            var (exit, output) = await RunStatus(args);
+            if (settled(output) || DateTime.UtcNow > deadline)
+                return (exit, output);
+            await Task.Delay(250);
+        }
+    }
+
+    private static async Task<(int Exit, string Output)> RunStatus(params string[] args)
+    {
+        var output = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Out = new AnsiConsoleOutput(output),
+        });
+        console.Profile.Width = 400;
+        // Only the broker's address comes from this process' environment (as TestBroker's does); no CDR database.
+        var exit = await StatusCommand.Run(args, console,
+            name => name is "RABBITMQ_HOST" or "RABBITMQ_MANAGEMENT_PORT" or "RABBITMQ_USER" or "RABBITMQ_PASSWORD" ? Environment.GetEnvironmentVariable(name) : null,
+            CancellationToken.None);
+        return (exit, output.ToString());
+    }
+
+    /// <summary>The cells of the one table row whose cells include all of <paramref name="cells"/>.</summary>
+    private static string[] Row(string output, params string[] cells)
+    {
+        var rows = output.Split('\n')
+            .Select(line => line.Split('│').Select(c => c.Trim()).ToArray())
+            .Where(row => row.Length > 2 && cells.All(row.Contains))
+            .ToList();
+        var row = Assert.Single(rows);
+        return row[1..^1];
+    }
+}
