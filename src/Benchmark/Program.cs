@@ -20,6 +20,10 @@ var inFlight = int.Parse(Arg("--in-flight", "64"));
 var saturationSeconds = int.Parse(Arg("--saturation-seconds", "10"));
 var openCalls = int.Parse(Arg("--open", "10000"));
 var output = Arg("--out", "docs/benchmarks.md");
+var sagas = Arg("--sagas", "memory");
+var routerCount = int.Parse(Arg("--routers", "1"));
+if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
+    throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
 var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
 var broker = await FreshVirtualHost(new BrokerOptions());
@@ -28,9 +32,21 @@ var environment = new Dictionary<string, string>
 {
     ["Broker__Host"] = broker.Host, ["Broker__Port"] = broker.Port.ToString(), ["Broker__VirtualHost"] = broker.VirtualHost,
     ["Broker__User"] = broker.User, ["Broker__Password"] = broker.Password,
-    ["Adapter__AriUrl"] = ari.BaseUrl.ToString(), ["Adapter__Node"] = "bench",
+    ["Adapter__AriUrl"] = ari.BaseUrl.ToString(), ["Adapter__Node"] = "bench", ["Http__Urls"] = "http://127.0.0.1:0",
+    ["Postgres__WriteCdrs"] = "false",
 };
-await using var router = ChildProcess.Start("router", routerDll, environment);
+var database = sagas == "postgres" ? await BenchDatabase.Create() : null;
+if (database is not null)
+{
+    // PostgreSQL mode as deployed: saga state and durable timers shared by the routers, and CDRs written.
+    environment["Router__SagaRepository"] = "Postgres";
+    environment["Postgres__ConnectionString"] = database.ConnectionString;
+    environment["Postgres__WriteCdrs"] = "true";
+}
+var routers = new List<ChildProcess>();
+for (var i = 0; i < routerCount; i++)
+    routers.Add(ChildProcess.Start($"router-{i + 1}", routerDll, environment));
+var router = routers[0];
 await using var adapter = ChildProcess.Start("adapter", adapterDll, environment);
 await ari.WaitForAppAsync("call-router", TimeSpan.FromSeconds(30));
 
@@ -76,7 +92,15 @@ if (!File.Exists(output))
 await File.AppendAllTextAsync(output, report);
 foreach (var app in racers.Append(observer))
     await app.DisposeAsync();
+var cdrRows = database is null ? "" : $" CDR rows written: {await database.CountRecords():N0}.";
+foreach (var r in routers)
+    await r.DisposeAsync();
 await DeleteVirtualHost(broker);
+if (database is not null)
+{
+    Console.WriteLine(cdrRows);
+    await database.DisposeAsync();
+}
 return doubleWins == 0 ? 0 : 1;
 
 string Report()
@@ -91,7 +115,7 @@ string Report()
     var b = new StringBuilder();
     b.AppendLine().AppendLine($"## {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC").AppendLine();
     b.AppendLine($"Machine: {Environment.ProcessorCount} cores ({cpuModel}), {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1 << 30)} GiB; 1-minute load average {loadBefore} before, {loadAfter} after; RabbitMQ, router, adapter, simulator and apps all on this box.");
-    b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; in-memory saga; {appCount} racing apps.").AppendLine();
+    b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; {(database is null ? "in-memory saga, one router, no CDRs" : $"saga state in PostgreSQL, {routerCount} router process(es), CDRs written")}; {appCount} racing apps.").AppendLine();
     b.AppendLine("| run | offered | calls/s achieved | p50 ms | p90 ms | p99 ms | max ms | p50 / floor p50 | timeouts | double wins | router CPU | adapter CPU |");
     b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
     b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {floor[^1]:F2} | 1.0 | – | – | – | – |");
@@ -139,10 +163,10 @@ async Task<List<Sim.SimChannel>> Saturate(int concurrency, TimeSpan duration, st
 
 async Task<(List<Sim.SimChannel> Run, (double Router, double Adapter) Cpu)> Measured(Func<Task<List<Sim.SimChannel>>> run)
 {
-    var (router0, adapter0, clock) = (router.CpuSeconds, adapter.CpuSeconds, Stopwatch.StartNew());
+    var (router0, adapter0, clock) = (routers.Sum(r => r.CpuSeconds), adapter.CpuSeconds, Stopwatch.StartNew());
     var channels = await run();
     var wall = clock.Elapsed.TotalSeconds;
-    return (channels, ((router.CpuSeconds - router0) / wall, (adapter.CpuSeconds - adapter0) / wall));
+    return (channels, ((routers.Sum(r => r.CpuSeconds) - router0) / wall, (adapter.CpuSeconds - adapter0) / wall));
 }
 
 async Task WaitUntilRouted()

@@ -44,7 +44,7 @@ public static class RouterExtensions
 
         if (sagasInPostgres || postgres.WriteCdrs)
         {
-            builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(postgres.ConnectionString));
+            builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(PostgresSagaRepository.Tune(postgres.ConnectionString)));
             builder.Services.AddSingleton<DatabaseSchema>();
         }
         if (sagasInPostgres)
@@ -113,8 +113,20 @@ public static class RouterExtensions
                     });
                     e.UseInMemoryOutbox(context);
                     if (sagasInPostgres)
+                    {
+                        // Messages for one call run one at a time in this process, so only another router can race a
+                        // saga update (the in-memory repository locks per call by itself).
+                        var partitioner = e.CreatePartitioner(router.ConcurrentMessageLimit);
+                        e.UsePartitioner<CallBroadcast>(partitioner, c => c.Message.CallId);
+                        e.UsePartitioner<ClaimCall>(partitioner, c => c.Message.CallId);
+                        e.UsePartitioner<CallEnded>(partitioner, c => c.Message.CallId);
+                        e.UsePartitioner<BroadcastDeadline>(partitioner, c => c.Message.CallId);
+                        e.UsePartitioner<UnknownCallExpired>(partitioner, c => c.Message.CallId);
+                        e.UsePartitioner<ClaimWindowClosed>(partitioner, c => c.Message.CallId);
+                        e.UsePartitioner<ForgetCall>(partitioner, c => c.Message.CallId);
                         e.StateMachineSaga(context.GetRequiredService<CallStateMachine>(),
                             PostgresSagaRepository.Create(context.GetRequiredService<NpgsqlDataSource>()));
+                    }
                     else
                         e.ConfigureSaga<CallState>(context);
                     e.ConfigureConsumer<InvalidClaimConsumer>(context);
