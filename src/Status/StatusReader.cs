@@ -52,7 +52,7 @@ public sealed class StatusReader(StatusOptions options) : IDisposable
         select call_id, node, caller_number, extension, broadcast_at, audience_size, claims, winner,
                claim_latency_ms, decision_latency_ms, status, reason
         from call_records
-        order by recorded_at desc
+        order by broadcast_at desc
         limit @limit
         """;
 
