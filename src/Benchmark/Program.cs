@@ -29,6 +29,8 @@ var environment = new Dictionary<string, string>
     ["Broker__Host"] = broker.Host, ["Broker__Port"] = broker.Port.ToString(), ["Broker__VirtualHost"] = broker.VirtualHost,
     ["Broker__User"] = broker.User, ["Broker__Password"] = broker.Password,
     ["Adapter__AriUrl"] = ari.BaseUrl.ToString(), ["Adapter__Node"] = "bench",
+    // The racing apps share the benchmark's broker user, which so owns every app name.
+    [$"Router__AppOwners__{broker.User}"] = ".*",
 };
 await using var router = ChildProcess.Start("router", routerDll, environment);
 await using var adapter = ChildProcess.Start("adapter", adapterDll, environment);

@@ -4,6 +4,7 @@ using CallRouter.Router.Saga;
 using CallRouter.Router.Timers;
 using CallRouter.Router.Transport;
 using MassTransit;
+using MassTransit.Middleware;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -25,6 +26,7 @@ public static class RouterExtensions
 
         var broker = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
         var router = builder.Configuration.GetSection(RouterOptions.Section).Get<RouterOptions>() ?? new RouterOptions();
+        var ownership = new AppOwnership(router.AppOwners);
 
         builder.Services.Configure<MassTransitHostOptions>(o =>
         {
@@ -44,7 +46,10 @@ public static class RouterExtensions
                     h.Password(broker.Password);
                     h.PublisherConfirmation = router.PublisherConfirms;
                 });
-                var json = new PlainClaimSerializerFactory();
+                // Ours is the only deserializer: MassTransit's envelope one (application/vnd.masstransit+json) would
+                // let an app's delivery past the claim reading and the ownership check.
+                var json = new PlainClaimSerializerFactory(ownership);
+                cfg.ClearSerialization();
                 cfg.AddSerializer(json);
                 cfg.AddDeserializer(json, isDefault: true);
                 cfg.ConfigureJsonSerializerOptions(json =>
@@ -71,6 +76,12 @@ public static class RouterExtensions
                         r.Handle<ConcurrencyException>();
                         r.Intervals(0, 5, 10, 20, 50, 100, 200);
                     });
+                    e.ConfigureError(x =>
+                    {
+                        x.UseFilter(new GenerateFaultFilter());
+                        x.UseFilter(new ParkFilter(Topology.RouterErrorQueue));
+                    });
+                    e.ConfigureDeadLetter(x => x.UseFilter(new ParkFilter(Topology.RouterSkippedQueue)));
                     e.UseInMemoryOutbox(context);
                     e.ConfigureSaga<CallState>(context);
                     e.ConfigureConsumer<InvalidClaimConsumer>(context);

@@ -29,4 +29,10 @@ public sealed class RouterOptions
     /// seconds), so a broker crash loses them confirmed or not, and the adapter's own deadline fallback ends those calls.
     /// </summary>
     public bool PublisherConfirms { get; set; }
+
+    /// <summary>
+    /// Users that may claim for apps other than the one of their own name: user → regular expression the whole app
+    /// name must match (Router__AppOwners__guest=.*). Read by the adapters too, for heartbeats (<see cref="Messages.AppOwnership"/>).
+    /// </summary>
+    public Dictionary<string, string> AppOwners { get; set; } = new(StringComparer.Ordinal);
 }

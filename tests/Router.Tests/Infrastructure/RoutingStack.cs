@@ -2,6 +2,7 @@ using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.Demo;
+using CallRouter.Messages;
 using CallRouter.Router;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,6 +25,15 @@ public sealed class RoutingStack : IAsyncLifetime
     public IHost? Router { get; private set; }
     public IHost? Adapter { get; private set; }
 
+    /// <summary>
+    /// For convenience the stack's own broker user (guest) owns every app name (Router:AppOwners:guest=.*), so apps
+    /// started with <see cref="AddApp"/> may share it; tests of the ownership rule use apps with their own users.
+    /// </summary>
+    public bool StackUserOwnsEveryApp { get; set; } = true;
+
+    /// <summary>Runs after the vhost is made and before the router and adapter start (e.g. to provision broker definitions).</summary>
+    public Func<TestBroker, Task>? Prepare { get; set; }
+
     /// <summary>Router settings a test may change before InitializeAsync.</summary>
     public Dictionary<string, string?> RouterSettings { get; } = [];
 
@@ -40,6 +50,8 @@ public sealed class RoutingStack : IAsyncLifetime
     {
         ThreadPool.SetMinThreads(64, 64);
         Broker = await TestBroker.Create();
+        if (Prepare is not null)
+            await Prepare(Broker);
         Ari = await AriSimulator.AriSimulator.StartAsync();
         await StartRouter();
         await StartAdapter();
@@ -48,7 +60,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task StartRouter()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(RouterSettings));
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(OwnerSettings()).Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
         Router = builder.Build();
@@ -70,7 +82,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(AdapterSettings)
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(OwnerSettings()).Concat(AdapterSettings)
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddAsteriskAdapter();
@@ -92,10 +104,10 @@ public sealed class RoutingStack : IAsyncLifetime
         Adapter = null;
     }
 
-    /// <summary>Starts an app and waits until the adapter counts it as live.</summary>
-    public async Task<ClaimantApp> AddApp(string name, bool autoClaim = true)
+    /// <summary>Starts an app (as the stack's broker user, or as <paramref name="user"/>) and waits until the adapter counts it as live.</summary>
+    public async Task<ClaimantApp> AddApp(string name, bool autoClaim = true, BrokerOptions? user = null, DialplanTarget? target = null)
     {
-        var app = new ClaimantApp(Broker.Options, name) { AutoClaim = autoClaim };
+        var app = new ClaimantApp(user ?? Broker.Options, name) { AutoClaim = autoClaim, Target = target };
         await app.Start();
         _apps.Add(app);
         await WaitUntilLive(name);
@@ -129,6 +141,9 @@ public sealed class RoutingStack : IAsyncLifetime
         new("Broker:Password", Broker.Options.Password),
     ];
 
+    private IEnumerable<KeyValuePair<string, string?>> OwnerSettings() =>
+        StackUserOwnsEveryApp ? [new($"{AppOwnership.Section}:{Broker.Options.User}", ".*")] : [];
+
     public async Task DisposeAsync()
     {
         foreach (var app in _apps)
@@ -151,6 +166,18 @@ public static class Eventually
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException(failure);
             await Task.Delay(20);
+        }
+    }
+
+    /// <summary>The same for a condition that has to be awaited (e.g. a question to the broker).</summary>
+    public static async Task True(Func<Task<bool>> condition, TimeSpan within, string failure)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException(failure);
+            await Task.Delay(50);
         }
     }
 }
