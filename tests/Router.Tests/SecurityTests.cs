@@ -83,7 +83,7 @@ public sealed class SecurityTests : RoutingTest
         Assert.Equal(b, reply.Winner);
 
         // The four refused claims are parked with their reason.
-        await Eventually.True(async () => await MessagesIn(Topology.RouterErrorQueue) == 4, TimeSpan.FromSeconds(10), "refused claims not parked");
+        await Eventually.True(async () => await Stack.Broker.MessageCount(Topology.RouterErrorQueue) == 4, TimeSpan.FromSeconds(10), "refused claims not parked");
         var parked = await Stack.Broker.GetQueueMessages(Topology.RouterErrorQueue);
         Assert.Contains($"forbidden claim: RabbitMQ user '{a}' does not own app '{b}'", parked);
         Assert.Contains("forbidden claim: the claim has no user_id", parked);
@@ -106,7 +106,7 @@ public sealed class SecurityTests : RoutingTest
             await channel.BasicPublishAsync(Topology.HeartbeatExchange, "", false, new BasicProperties { UserId = a }, Wire.Serialize(new AppHeartbeat("sales", Status: "stopping")));
         }
         var sales = await Stack.AddApp("sales", autoClaim: false);
-        await Eventually.True(async () => await MessagesIn(Topology.HeartbeatExchange + "_error") == 3, TimeSpan.FromSeconds(10), "heartbeats not parked");
+        await Eventually.True(async () => await Stack.Broker.MessageCount(Topology.HeartbeatExchange + "_error") == 3, TimeSpan.FromSeconds(10), "heartbeats not parked");
 
         var parked = await Stack.Broker.GetQueueMessages(Topology.HeartbeatExchange + "_error");
         Assert.Contains($"RabbitMQ user '{a}' does not own app '{c}'", parked);
@@ -189,18 +189,4 @@ public sealed class SecurityTests : RoutingTest
     {
         HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password,
     }.CreateConnectionAsync();
-
-    private async Task<uint> MessagesIn(string queue)
-    {
-        await using var connection = await Connect(Stack.Broker.Options);
-        var channel = await connection.CreateChannelAsync();
-        try
-        {
-            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
-        }
-        catch (OperationInterruptedException exception) when (exception.ShutdownReason?.ReplyCode == 404)
-        {
-            return 0; // the error queue is made with its first message
-        }
-    }
 }

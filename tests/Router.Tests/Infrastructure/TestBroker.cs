@@ -3,6 +3,8 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text;
 using CallRouter.Messages;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 
 namespace CallRouter.Tests.Infrastructure;
 
@@ -101,6 +103,25 @@ public sealed class TestBroker : IAsyncDisposable
         var response = await _management.GetAsync(path);
         response.EnsureSuccessStatusCode();
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+    }
+
+    /// <summary>Messages ready in a queue right now, as the broker answers a passive declare (0 if the queue does not exist yet).</summary>
+    public async Task<uint> MessageCount(string queue)
+    {
+        var factory = new ConnectionFactory
+        {
+            HostName = Options.Host, Port = Options.Port, VirtualHost = Options.VirtualHost, UserName = Options.User, Password = Options.Password,
+        };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
+        }
+        catch (OperationInterruptedException exception) when (exception.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0; // error queues are made with their first message
+        }
     }
 
     /// <summary>The management API path of a queue in this virtual host.</summary>
