@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Everything the demo and the tests need on this machine: RabbitMQ with its console, PostgreSQL 15, python3-pika,
-# amqplib for examples/node, and a Compose client (only its "config" is used: no Docker engine runs here).
+# Everything the demo and the tests need on this machine: RabbitMQ with its console, the broker definitions and
+# policies in the default vhost, PostgreSQL 15, python3-pika, amqplib for examples/node, and a Compose client (only
+# its "config" is used: no Docker engine runs here).
 set -euo pipefail
 here="$(dirname "$0")"
 "$here/rabbitmq.sh"
+"$here/broker-definitions.sh" "${RABBITMQ_VHOST:-/}"
 "$here/postgres.sh"
 if ! /usr/bin/python3 -c "import pika" >/dev/null 2>&1; then
   echo "provision: installing python3-pika (Debian)"

@@ -4,6 +4,7 @@ using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
 using CallRouter.Operations;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -36,6 +37,9 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<AdapterBroker>();
         builder.Services.AddSingleton<CallHandover>();
         builder.Services.AddSingleton<LiveApps>();
+        var owners = builder.Configuration.GetSection(AppOwnership.Section).Get<Dictionary<string, string>>();
+        builder.Services.AddSingleton(new AppOwnership(owners));
+        builder.Services.AddSingleton<HeartbeatReader>();
         builder.Services.AddSingleton<AppFilters>();
         builder.Services.AddSingleton<CallBook>();
         builder.Services.AddSingleton<CallRecorder>();

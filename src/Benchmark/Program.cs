@@ -34,6 +34,8 @@ var environment = new Dictionary<string, string>
     ["Broker__User"] = broker.User, ["Broker__Password"] = broker.Password,
     ["Adapter__AriUrl"] = ari.BaseUrl.ToString(), ["Adapter__Node"] = "bench", ["Http__Urls"] = "http://127.0.0.1:0",
     ["Postgres__WriteCdrs"] = "false",
+    // The racing apps share the benchmark's broker user, which so owns every app name.
+    [$"Router__AppOwners__{broker.User}"] = ".*",
 };
 var database = sagas == "postgres" ? await BenchDatabase.Create() : null;
 if (database is not null)

@@ -10,6 +10,7 @@ namespace CallRouter.Demo;
 /// <summary>
 /// An app that takes part in broadcasts using only the documented wire contract (RabbitMQ.Client, plain JSON):
 /// it heartbeats, consumes broadcasts from app.NAME, claims with reply_to + correlation_id and reads the answer.
+/// Everything it publishes carries its RabbitMQ user in user_id; it needs no more rights than infra/add-app-user.sh gives.
 /// </summary>
 public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDisposable
 {
@@ -52,9 +53,10 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
         _connection = await factory.CreateConnectionAsync(cancellationToken);
         _channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
 
-        await _channel.ExchangeDeclareAsync(Topology.BroadcastExchange, ExchangeType.Topic, durable: true, cancellationToken: cancellationToken);
-        await _channel.ExchangeDeclareAsync(Topology.ClaimExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
-        await _channel.ExchangeDeclareAsync(Topology.HeartbeatExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
+        // The exchanges belong to the router's side (infra/broker-definitions.sh, router, adapter): an app only checks they exist.
+        await _channel.ExchangeDeclarePassiveAsync(Topology.BroadcastExchange, cancellationToken);
+        await _channel.ExchangeDeclarePassiveAsync(Topology.ClaimExchange, cancellationToken);
+        await _channel.ExchangeDeclarePassiveAsync(Topology.HeartbeatExchange, cancellationToken);
         var queue = Topology.AppQueue(Name);
         await _channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
         await _channel.QueueBindAsync(queue, Topology.BroadcastExchange, Name, cancellationToken: cancellationToken);
@@ -85,19 +87,24 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     public Task<ClaimReply> Claim(Guid callId, DialplanTarget? target = null, string? moveToApp = null, IReadOnlyList<string>? appArgs = null) =>
         ClaimRaw(Wire.Serialize(new ClaimCall(callId, Name, target ?? Target, moveToApp, appArgs)));
 
-    /// <summary>Publishes any bytes as a claim and waits for the answer (for malformed-input tests).</summary>
-    public async Task<ClaimReply> ClaimRaw(byte[] body, TimeSpan? timeout = null)
+    /// <summary>Publishes any bytes as a claim and waits for the answer (for malformed-input and forgery tests, which may change the properties).</summary>
+    public async Task<ClaimReply> ClaimRaw(byte[] body, TimeSpan? timeout = null, Action<BasicProperties>? properties = null)
     {
         var correlationId = Guid.NewGuid().ToString("N");
         var answer = new TaskCompletionSource<ClaimReply>(TaskCreationOptions.RunContinuationsAsynchronously);
         _waiting[correlationId] = answer;
-        await Publish(Topology.ClaimExchange, body, correlationId, null);
+        await Publish(Topology.ClaimExchange, body, correlationId, null, properties);
         return await answer.Task.WaitAsync(timeout ?? TimeSpan.FromSeconds(10));
     }
 
-    private async Task Publish(string exchange, byte[] body, string? correlationId, string? type)
+    private async Task Publish(string exchange, byte[] body, string? correlationId, string? type, Action<BasicProperties>? customize = null)
     {
-        var properties = new BasicProperties { ContentType = "application/json", ReplyTo = correlationId is null ? null : _replyQueue, CorrelationId = correlationId, Type = type };
+        var properties = new BasicProperties
+        {
+            ContentType = "application/json", ReplyTo = correlationId is null ? null : _replyQueue, CorrelationId = correlationId, Type = type,
+            UserId = broker.User,
+        };
+        customize?.Invoke(properties);
         await _publishLock.WaitAsync();
         try
         {

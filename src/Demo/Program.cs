@@ -24,6 +24,8 @@ var settings = new Dictionary<string, string?>
 {
     ["Adapter:AriUrl"] = ari.BaseUrl.ToString(),
     ["Adapter:Node"] = "demo-asterisk",
+    // The demo's apps all run as the one broker user; a real deployment gives each app its own (infra/add-app-user.sh).
+    [$"{AppOwnership.Section}:{broker.User}"] = ".*",
 };
 using var router = Start(b => b.AddRouter());
 using var adapter = Start(b => b.AddAsteriskAdapter());

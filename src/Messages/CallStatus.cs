@@ -23,6 +23,9 @@ public static class RejectReason
 
     /// <summary>The claim itself is wrong: malformed JSON, a missing or mistyped field, an app outside the audience.</summary>
     public const string InvalidRequest = "invalid-request";
+
+    /// <summary>The claim's RabbitMQ user (AMQP user_id) does not own the app it claims for, or the claim has no user_id.</summary>
+    public const string Forbidden = "forbidden";
 }
 
 /// <summary>Why a call ended the way it did: the value the dialplan reads in ROUTER_REASON.</summary>

@@ -39,6 +39,9 @@ public static class Topology
     /// <summary>Where the router parks what it cannot take (MassTransit's error queue; the reason is in MT-Fault-Message).</summary>
     public const string RouterErrorQueue = "router_error";
 
+    /// <summary>Where the router parks deliveries that nothing in it consumes (MassTransit's skipped queue; none are expected).</summary>
+    public const string RouterSkippedQueue = "router_skipped";
+
     /// <summary>The message-type header our own components put on what they send the router (MassTransit's URN form); a delivery without it is an app's claim.</summary>
     public const string MessageTypeHeader = "MT-MessageType";
 

@@ -7,6 +7,7 @@ using CallRouter.Router.Saga;
 using CallRouter.Router.Timers;
 using CallRouter.Router.Transport;
 using MassTransit;
+using MassTransit.Middleware;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
@@ -64,6 +65,7 @@ public static class RouterExtensions
         }
         if (postgres.WriteCdrs)
             builder.Services.AddHostedService<CdrWriter>();
+        var ownership = new AppOwnership(router.AppOwners);
 
         builder.Services.Configure<MassTransitHostOptions>(o =>
         {
@@ -84,7 +86,10 @@ public static class RouterExtensions
                     h.Password(broker.Password);
                     h.PublisherConfirmation = router.PublisherConfirms;
                 });
-                var json = new PlainClaimSerializerFactory();
+                // Ours is the only deserializer: MassTransit's envelope one (application/vnd.masstransit+json) would
+                // let an app's delivery past the claim reading and the ownership check.
+                var json = new PlainClaimSerializerFactory(ownership);
+                cfg.ClearSerialization();
                 cfg.AddSerializer(json);
                 cfg.AddDeserializer(json, isDefault: true);
                 cfg.ConfigureJsonSerializerOptions(json =>
@@ -111,6 +116,12 @@ public static class RouterExtensions
                         r.Handle<ConcurrencyException>();
                         r.Intervals(0, 5, 10, 20, 50, 100, 200);
                     });
+                    e.ConfigureError(x =>
+                    {
+                        x.UseFilter(new GenerateFaultFilter());
+                        x.UseFilter(new ParkFilter(Topology.RouterErrorQueue));
+                    });
+                    e.ConfigureDeadLetter(x => x.UseFilter(new ParkFilter(Topology.RouterSkippedQueue)));
                     e.UseInMemoryOutbox(context);
                     if (sagasInPostgres)
                     {

@@ -31,6 +31,12 @@ public sealed class RouterOptions
     public bool PublisherConfirms { get; set; }
 
     /// <summary>
+    /// Users that may claim for apps other than the one of their own name: user → regular expression the whole app
+    /// name must match (Router__AppOwners__guest=.*). Read by the adapters too, for heartbeats (<see cref="Messages.AppOwnership"/>).
+    /// </summary>
+    public Dictionary<string, string> AppOwners { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
     /// Memory (the default): one router, state in process, timers in process. Postgres: saga state in PostgreSQL with
     /// optimistic concurrency and timers on the broker, so several routers can share the router queue and a deadline
     /// still fires when the router that set it has died.

@@ -23,6 +23,7 @@ public sealed class BadInputTests : RoutingTest
             ($$"""{"callId":"{{callId}}"}""", "app is missing"),
             ($$"""{"callId":"nope","app":"sales"}""", "callId 'nope' is not a UUID"),
             ($$$"""{"callId":"{{{callId}}}","app":"sales","target":{"context":"x","extension":"s","priority":"one"}}""", "target.priority must be a whole number of at least 1"),
+            ($$$"""{"callId":"{{{callId}}}","app":"sales","target":{"context":" ","extension":"s"}}""", "target.context and target.extension must not be empty"),
             ($$"""{"callId":"{{callId}}","app":"bad.name"}""", "app 'bad.name' is not a valid app name"),
             ($$"""{"callId":"{{callId}}","app":"sales","pad":"{{new string('x', 20_000)}}"}""", "the limit is 16384"),
         };

@@ -92,7 +92,7 @@ public sealed class CdrTests : PostgresStackTest
 
         string parked = "";
         await WaitForCdrs(1, TimeSpan.FromSeconds(15));
-        await Eventually.TrueAsync(async () => (parked = await Stack.Broker.GetQueueMessages(Topology.RecordErrorQueue)).Contains("MAYBE"),
+        await Eventually.True(async () => (parked = await Stack.Broker.GetQueueMessages(Topology.RecordErrorQueue)).Contains("MAYBE"),
             TimeSpan.FromSeconds(15), "the malformed records were not parked");
         var row = Assert.Single(await Cdrs());
         Assert.Equal(record.CallId, row.CallId);

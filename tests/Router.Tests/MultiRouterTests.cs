@@ -99,7 +99,7 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
         await StartRouters(2);
         await Stack.AddApp("sales", autoClaim: false);
         var channels = Enumerable.Range(0, 40).Select(_ => Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=2500"])).ToList();
-        await Eventually.TrueAsync(async () => await OpenSagas() == 40, TimeSpan.FromSeconds(10), "the routers did not take all 40 broadcasts");
+        await Eventually.True(async () => await OpenSagas() == 40, TimeSpan.FromSeconds(10), "the routers did not take all 40 broadcasts");
 
         _routers[0].KillHard();
         await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(10));

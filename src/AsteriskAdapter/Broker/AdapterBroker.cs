@@ -125,19 +125,22 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
     }
 
-    /// <summary>Sets a message that cannot be used aside in an _error queue, with the reason in the x-error header, then acks it.</summary>
+    /// <summary>
+    /// Sets a message that cannot be used aside in an _error queue, with the reason in the x-error header, then acks it.
+    /// The sender's user_id moves to a header: RabbitMQ refuses a publish whose user_id is not the adapter's own user.
+    /// </summary>
     public async Task Park(BasicDeliverEventArgs delivery, string errorQueue, string reason)
     {
         logger.LogWarning("Parked a message in {Queue}: {Reason}", errorQueue, reason);
-        var properties = new BasicProperties(delivery.BasicProperties)
+        var headers = new Dictionary<string, object?>(delivery.BasicProperties.Headers ?? new Dictionary<string, object?>())
         {
-            Headers = new Dictionary<string, object?>(delivery.BasicProperties.Headers ?? new Dictionary<string, object?>())
-            {
-                ["x-error"] = Encoding.UTF8.GetBytes(reason),
-                ["x-original-exchange"] = delivery.Exchange,
-                ["x-original-routing-key"] = delivery.RoutingKey,
-            },
+            ["x-error"] = Encoding.UTF8.GetBytes(reason),
+            ["x-original-exchange"] = delivery.Exchange,
+            ["x-original-routing-key"] = delivery.RoutingKey,
         };
+        if (delivery.BasicProperties.UserId is { } userId)
+            headers["x-original-user-id"] = userId;
+        var properties = new BasicProperties(delivery.BasicProperties) { UserId = null, Expiration = null, Headers = headers };
         await _publishLock.WaitAsync();
         try
         {

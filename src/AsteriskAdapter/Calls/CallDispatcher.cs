@@ -23,6 +23,7 @@ public sealed class CallDispatcher : BackgroundService
     private readonly AdapterBroker _broker;
     private readonly CallHandover _handover;
     private readonly LiveApps _live;
+    private readonly HeartbeatReader _heartbeats;
     private readonly AppFilters _filters;
     private readonly CallBook _book;
     private readonly CallRecorder _recorder;
@@ -35,11 +36,11 @@ public sealed class CallDispatcher : BackgroundService
     private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
 
     public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
-        AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics, TimeProvider clock,
-        IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
+        HeartbeatReader heartbeats, AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics,
+        TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
     {
-        (_events, _ari, _broker, _handover, _live, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
-            (events, ari, broker, handover, live, filters, book, recorder, work, metrics, clock, options.Value, logger);
+        (_events, _ari, _broker, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
+            (events, ari, broker, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
@@ -243,18 +244,7 @@ public sealed class CallDispatcher : BackgroundService
 
     private async Task OnHeartbeat(BasicDeliverEventArgs delivery)
     {
-        AppHeartbeat? heartbeat = null;
-        string? error = null;
-        try
-        {
-            heartbeat = JsonSerializer.Deserialize<AppHeartbeat>(delivery.Body.Span, Wire.Json);
-        }
-        catch (JsonException exception)
-        {
-            error = $"not an AppHeartbeat: {exception.Message}";
-        }
-        if (error is null && !Wire.IsValidAppName(heartbeat?.App))
-            error = $"app '{heartbeat?.App}' is not a valid app name";
+        var (heartbeat, error) = _heartbeats.Read(delivery.Body.Span, delivery.BasicProperties.UserId);
         if (error is not null)
         {
             await _broker.Park(delivery, _broker.HeartbeatErrorQueue, error);

@@ -84,6 +84,8 @@ public static class ClaimParser
         var error = Text(element, "context", required: true, out var context) ?? Text(element, "extension", required: true, out extension);
         if (error is not null)
             return "target." + error;
+        if (string.IsNullOrWhiteSpace(context) || string.IsNullOrWhiteSpace(extension))
+            return "target.context and target.extension must not be empty";
         if (!element.TryGetProperty("priority", out var priority) || priority.ValueKind == JsonValueKind.Null)
         {
             target = new DialplanTarget(context!, extension!, 1);
@@ -92,7 +94,7 @@ public static class ClaimParser
         if (priority.ValueKind != JsonValueKind.Number || !priority.TryGetInt32(out var number) || number < 1)
             return "target.priority must be a whole number of at least 1";
         target = new DialplanTarget(context!, extension!, number);
-        return string.IsNullOrWhiteSpace(context) || string.IsNullOrWhiteSpace(extension) ? "target.context and target.extension must not be empty" : null;
+        return null;
     }
 
     private static string? ReadArgs(JsonElement root, out IReadOnlyList<string>? args)

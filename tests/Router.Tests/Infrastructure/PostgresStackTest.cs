@@ -50,7 +50,7 @@ public abstract class PostgresStackTest : IAsyncLifetime
     protected async Task WaitForCdrs(long count, TimeSpan within)
     {
         long seen = -1;
-        await Eventually.TrueAsync(async () =>
+        await Eventually.True(async () =>
         {
             try
             {

@@ -26,6 +26,15 @@ public sealed class RoutingStack : IAsyncLifetime
     public IHost? Router { get; private set; }
     public IHost? Adapter { get; private set; }
 
+    /// <summary>
+    /// For convenience the stack's own broker user (guest) owns every app name (Router:AppOwners:guest=.*), so apps
+    /// started with <see cref="AddApp"/> may share it; tests of the ownership rule use apps with their own users.
+    /// </summary>
+    public bool StackUserOwnsEveryApp { get; set; } = true;
+
+    /// <summary>Runs after the vhost is made and before the router and adapter start (e.g. to provision broker definitions).</summary>
+    public Func<TestBroker, Task>? Prepare { get; set; }
+
     /// <summary>Router settings a test may change before InitializeAsync. CDRs are off unless a test gives a database.</summary>
     public Dictionary<string, string?> RouterSettings { get; } = new() { ["Postgres:WriteCdrs"] = "false" };
 
@@ -56,6 +65,8 @@ public sealed class RoutingStack : IAsyncLifetime
     {
         ThreadPool.SetMinThreads(64, 64);
         Broker = await TestBroker.Create();
+        if (Prepare is not null)
+            await Prepare(Broker);
         Ari = await AriSimulator.AriSimulator.StartAsync(SimulatorOptions);
         if (RouterInProcess)
             await StartRouter();
@@ -65,7 +76,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task StartRouter()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(RouterSettings));
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
         Router = builder.Build();
@@ -87,7 +98,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(AdapterSettings)
+        builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(AdapterSettings)
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddAsteriskAdapter();
@@ -109,10 +120,10 @@ public sealed class RoutingStack : IAsyncLifetime
         Adapter = null;
     }
 
-    /// <summary>Starts an app and waits until the adapter counts it as live.</summary>
-    public async Task<ClaimantApp> AddApp(string name, bool autoClaim = true)
+    /// <summary>Starts an app (as the stack's broker user, or as <paramref name="user"/>) and waits until the adapter counts it as live.</summary>
+    public async Task<ClaimantApp> AddApp(string name, bool autoClaim = true, BrokerOptions? user = null, DialplanTarget? target = null)
     {
-        var app = new ClaimantApp(Broker.Options, name) { AutoClaim = autoClaim };
+        var app = new ClaimantApp(user ?? Broker.Options, name) { AutoClaim = autoClaim, Target = target };
         await app.Start();
         _apps.Add(app);
         await WaitUntilLive(name);
@@ -141,8 +152,8 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task<RouterProcess> StartRouterProcess(string name)
     {
         var consumers = await Broker.ConsumerCount(Topology.RouterQueue);
-        var router = RouterProcess.Start(name, BrokerSettings().Concat(HttpSettings).Concat(RouterSettings));
-        await Eventually.TrueAsync(async () => await Broker.ConsumerCount(Topology.RouterQueue) > consumers, TimeSpan.FromSeconds(30),
+        var router = RouterProcess.Start(name, BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(RouterSettings));
+        await Eventually.True(async () => await Broker.ConsumerCount(Topology.RouterQueue) > consumers, TimeSpan.FromSeconds(30),
             $"router process {name} never consumed the router queue");
         return router;
     }
@@ -160,6 +171,9 @@ public sealed class RoutingStack : IAsyncLifetime
         new("Broker:User", Broker.Options.User),
         new("Broker:Password", Broker.Options.Password),
     ];
+
+    private IEnumerable<KeyValuePair<string, string?>> OwnerSettings() =>
+        StackUserOwnsEveryApp ? [new($"{AppOwnership.Section}:{Broker.Options.User}", ".*")] : [];
 
     public async Task DisposeAsync()
     {
@@ -186,14 +200,15 @@ public static class Eventually
         }
     }
 
-    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan within, string failure)
+    /// <summary>The same for a condition that has to be awaited (e.g. a question to the broker).</summary>
+    public static async Task True(Func<Task<bool>> condition, TimeSpan within, string failure)
     {
         var deadline = DateTime.UtcNow + within;
         while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException(failure);
-            await Task.Delay(200);
+            await Task.Delay(50);
         }
     }
 }

@@ -1,6 +1,10 @@
+using System.Diagnostics;
 using System.Net.Http.Headers;
+using System.Text.Json;
 using System.Text;
 using CallRouter.Messages;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 
 namespace CallRouter.Tests.Infrastructure;
 
@@ -11,6 +15,7 @@ namespace CallRouter.Tests.Infrastructure;
 public sealed class TestBroker : IAsyncDisposable
 {
     private readonly HttpClient _management;
+    private readonly List<string> _users = [];
 
     private TestBroker(BrokerOptions options, HttpClient management)
     {
@@ -71,11 +76,81 @@ public sealed class TestBroker : IAsyncDisposable
     public async Task DeleteVirtualHost() =>
         (await _management.DeleteAsync($"vhosts/{Options.VirtualHost}")).EnsureSuccessStatusCode();
 
+    /// <summary>
+    /// A RabbitMQ user for one app, made by infra/add-app-user.sh in this virtual host, with a unique name (users are
+    /// global to the broker) that is also the app's name. Deleted with the fixture.
+    /// </summary>
+    public async Task<BrokerOptions> CreateAppUser(string prefix)
+    {
+        var name = $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+        var password = Guid.NewGuid().ToString("N");
+        _users.Add(name);
+        await RunInfra("add-app-user.sh", [name, password, Options.VirtualHost]);
+        return new BrokerOptions { Host = Options.Host, Port = Options.Port, VirtualHost = Options.VirtualHost, User = name, Password = password };
+    }
+
+    /// <summary>Runs one of the infra/ scripts against this broker as its administrator; fails with the script's output.</summary>
+    public async Task<string> RunInfra(string script, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo("/bin/bash", [Path.Combine(AppContext.BaseDirectory, "infra", script), .. arguments])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["RABBITMQ_HOST"] = Options.Host;
+        start.Environment["RABBITMQ_MANAGEMENT_PORT"] = ManagementPort;
+        start.Environment["RABBITMQ_ADMIN_USER"] = Options.User;
+        start.Environment["RABBITMQ_ADMIN_PASSWORD"] = Options.Password;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[key] = value;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"infra/{script} exited {process.ExitCode}: {await stderr}{await stdout}");
+        return await stdout;
+    }
+
+    /// <summary>GET on the management API, for what a test must read from it (e.g. a queue's effective policy).</summary>
+    public async Task<JsonElement> GetJson(string path)
+    {
+        var response = await _management.GetAsync(path);
+        response.EnsureSuccessStatusCode();
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+    }
+
+    /// <summary>Messages ready in a queue right now, as the broker answers a passive declare (0 if the queue does not exist yet).</summary>
+    public async Task<uint> MessageCount(string queue)
+    {
+        var factory = new ConnectionFactory
+        {
+            HostName = Options.Host, Port = Options.Port, VirtualHost = Options.VirtualHost, UserName = Options.User, Password = Options.Password,
+        };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
+        }
+        catch (OperationInterruptedException exception) when (exception.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0; // error queues are made with their first message
+        }
+    }
+
+    /// <summary>The management API path of a queue in this virtual host.</summary>
+    public string QueuePath(string queue) => $"queues/{Uri.EscapeDataString(Options.VirtualHost)}/{Uri.EscapeDataString(queue)}";
+
+    private static string ManagementPort => Environment.GetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT") ?? "15672";
+
     public async ValueTask DisposeAsync()
     {
         try
         {
             await _management.DeleteAsync($"vhosts/{Options.VirtualHost}");
+            foreach (var user in _users)
+                await _management.DeleteAsync($"users/{Uri.EscapeDataString(user)}");
         }
         catch (HttpRequestException)
         {

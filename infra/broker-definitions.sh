@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Declares, in one virtual host, the exchanges and queues the router's side uses, and the policies for app queues
+# (README "Broker definitions and policies"). Idempotent. Usage: infra/broker-definitions.sh [VHOST=/]
+# Every declaration here is exactly what the router (MassTransit), the adapter and src/Messages/Topology.cs declare
+# (same type, durable, no arguments); a difference would make their own declarations fail with PRECONDITION_FAILED.
+# APP_QUEUE_TTL_MS (60000 = the longest broadcast timeout): how long a message may wait in an app queue.
+set -euo pipefail
+source "$(dirname "$0")/management.sh"
+vhost="${1:-/}"
+v=$(urlencode "$vhost")
+ttl="${APP_QUEUE_TTL_MS:-60000}"
+
+mgmt PUT "vhosts/$v"
+
+exchange() { mgmt PUT "exchanges/$v/$(urlencode "$1")" "{\"type\":\"$2\",\"durable\":true,\"auto_delete\":false,\"internal\":false,\"arguments\":{}}"; }
+queue() { mgmt PUT "queues/$v/$(urlencode "$1")" '{"durable":true,"auto_delete":false,"arguments":{}}'; }
+# bind SOURCE e|q DESTINATION [ROUTING-KEY]; a binding that exists already is left as it is.
+bind() { mgmt POST "bindings/$v/e/$(urlencode "$1")/$2/$(urlencode "$3")" "{\"routing_key\":$(json_string "${4:-}"),\"arguments\":{}}"; }
+
+# Topology.cs: the exchanges apps and adapters publish to.
+exchange call.broadcasts topic
+exchange call.claims fanout
+exchange app.heartbeats fanout
+exchange call.commands direct
+exchange call.events fanout
+# The router's receive endpoint as MassTransit declares it: queue and exchange "router", the inputs bound to the exchange.
+exchange router fanout
+queue router
+bind router q router
+bind call.broadcasts e router _router
+bind call.claims e router
+bind call.events e router
+# Where refused claims and unreadable heartbeats are parked.
+exchange router_error fanout
+queue router_error
+bind router_error q router_error
+queue app.heartbeats_error
+# What app queues dead-letter (expired, rejected without requeue): kept a day, at most 100,000, for inspection.
+exchange dead-letters fanout
+queue dead-letters
+bind dead-letters q dead-letters
+
+# App queues are declared by the apps, with no arguments: the TTL and dead-lettering come from a policy. A message's
+# own expiration (broadcasts carry their deadline) still applies when it is shorter. Not app.heartbeats_error.
+mgmt PUT "policies/$v/app-queues" "{\"pattern\":\"^app\\\\.(?!heartbeats_error\$)\",\"apply-to\":\"queues\",\"priority\":0,\"definition\":{\"message-ttl\":$ttl,\"dead-letter-exchange\":\"dead-letters\"}}"
+mgmt PUT "policies/$v/dead-letters" '{"pattern":"^dead-letters$","apply-to":"queues","priority":0,"definition":{"message-ttl":86400000,"max-length":100000}}'
+echo "broker-definitions: vhost '$vhost' has the router's exchanges and queues, app-queue TTL ${ttl} ms, dead-letters"
