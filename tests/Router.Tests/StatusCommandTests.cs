@@ -43,7 +43,9 @@ public sealed class StatusCommandTests : RoutingTest
     [Fact]
     public async Task Sources_that_cannot_be_read_show_as_unavailable_and_the_command_still_succeeds()
     {
-        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -"), "--once", "--router", "http://127.0.0.1:1", "--adapter", "http://127.0.0.1:1",
+        // The management API lists a new consumer a moment after it starts: wait for the router's to show.
+        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -") && Row(o, "routers connected")[^1] == "1",
+            "--once", "--router", "http://127.0.0.1:1", "--adapter", "http://127.0.0.1:1",
             "--vhost", Stack.Broker.Options.VirtualHost, "--postgres", "Host=127.0.0.1;Port=1;Username=cdr;Password=cdr;Database=cdr");
 
         Assert.Equal(0, exit);
