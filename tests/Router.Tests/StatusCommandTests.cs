@@ -19,8 +19,9 @@ public sealed class StatusCommandTests : RoutingTest
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(10));
         await Eventually.True(() => alpha.Replies.Count == 1, TimeSpan.FromSeconds(10), "alpha's claim was not answered");
 
-        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -"), "--once",
-            "--router", RoutingStack.HttpAddress(Stack.Router!).ToString(),
+        // The management API lists new consumers a moment after they start: wait until every one shows.
+        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -") && ConsumersShown(o, "alpha", "beta", "routers connected", $"adapter {RoutingStack.Node}"),
+            "--once", "--router", RoutingStack.HttpAddress(Stack.Router!).ToString(),
             "--adapter", RoutingStack.HttpAddress(Stack.Adapter!).ToString(),
             "--vhost", Stack.Broker.Options.VirtualHost);
 
@@ -44,7 +45,7 @@ public sealed class StatusCommandTests : RoutingTest
     public async Task Sources_that_cannot_be_read_show_as_unavailable_and_the_command_still_succeeds()
     {
         // The management API lists a new consumer a moment after it starts: wait for the router's to show.
-        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -") && Row(o, "routers connected")[^1] == "1",
+        var (exit, output) = await RunStatusUntil(o => !o.Contains("│ -") && ConsumersShown(o, "routers connected"),
             "--once", "--router", "http://127.0.0.1:1", "--adapter", "http://127.0.0.1:1",
             "--vhost", Stack.Broker.Options.VirtualHost, "--postgres", "Host=127.0.0.1;Port=1;Username=cdr;Password=cdr;Database=cdr");
 
@@ -88,6 +89,11 @@ public sealed class StatusCommandTests : RoutingTest
     }
 
     /// <summary>The cells of the one table row whose cells include all of <paramref name="cells"/>.</summary>
+    /// <summary>Each named row's last cell (its consumers) reads 1.</summary>
+    private static bool ConsumersShown(string output, params string[] rows) =>
+        rows.All(name => output.Split('\n').Select(line => line.Split('│').Select(c => c.Trim()).ToArray())
+            .Any(row => row.Length > 2 && row[1] == name && row[^2] == "1"));
+
     private static string[] Row(string output, params string[] cells)
     {
         var rows = output.Split('\n')
