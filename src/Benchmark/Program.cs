@@ -55,7 +55,21 @@ await ari.WaitForAppAsync("call-router", TimeSpan.FromSeconds(30));
 var racers = Enumerable.Range(1, appCount).Select(i => new ClaimantApp(broker, $"racer-{i}")).ToList();
 var observer = new ClaimantApp(broker, "observer") { AutoClaim = false };
 foreach (var app in racers.Append(observer))
-    await app.Start();
+{
+    // Apps only check that the shared exchanges exist (an app user may not declare them): the router makes them as it starts.
+    for (var attempt = 1; ; attempt++)
+    {
+        try
+        {
+            await app.Start();
+            break;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException) when (attempt < 60)
+        {
+            await Task.Delay(500);
+        }
+    }
+}
 var raceFilter = $"filter=^({string.Join('|', racers.Select(a => a.Name))})$";
 await WaitUntilRouted();
 

@@ -113,8 +113,10 @@ public static class RouterExtensions
 
                     e.UseMessageRetry(r =>
                     {
+                        // A conflict means another handler has just committed this call's newer state, so retrying at
+                        // once reads it: no back-off is needed for progress, and any would only add latency.
                         r.Handle<ConcurrencyException>();
-                        r.Intervals(0, 5, 10, 20, 50, 100, 200);
+                        r.Immediate(20);
                     });
                     e.ConfigureError(x =>
                     {
