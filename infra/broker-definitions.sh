@@ -36,6 +36,13 @@ queue router_error
 bind router_error q router_error
 queue app.heartbeats_error
 # What app queues dead-letter (expired, rejected without requeue): kept a day, at most 100,000, for inspection.
+# Call records: adapters publish, every router with PostgreSQL writes them (same declarations as the code's).
+exchange call.records fanout
+queue cdr.writer
+bind call.records q cdr.writer
+queue cdr.writer_error
+# Durable timers (Router__SagaRepository=Postgres): the routers add one wait queue per delay length as they need it.
+exchange router.timers direct
 exchange dead-letters fanout
 queue dead-letters
 bind dead-letters q dead-letters
