@@ -109,6 +109,44 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
             (c.Variables[CallHandover.StatusVariable], c.Variables[CallHandover.ReasonVariable])));
     }
 
+    [Fact]
+    public async Task Claims_that_overtake_their_broadcast_are_decided_by_two_routers_with_no_false_not_found()
+    {
+        await StartRouters(2);
+        var sales = await Stack.AddApp("sales", autoClaim: false);
+        var support = await Stack.AddApp("support", autoClaim: false);
+        var o = Stack.Broker.Options;
+        var factory = new RabbitMQ.Client.ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var properties = new RabbitMQ.Client.BasicProperties
+        {
+            Type = Topology.Types.CallBroadcast,
+            Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(Topology.Types.CallBroadcast) },
+        };
+
+        // Both claims of each call go out first (the two routers take them in turns), the broadcast 100 ms later.
+        var calls = new List<(Task<ClaimReply> Sales, Task<ClaimReply> Support)>();
+        for (var i = 0; i < 20; i++)
+        {
+            var callId = Guid.NewGuid();
+            calls.Add((sales.Claim(callId), support.Claim(callId)));
+            await Task.Delay(100);
+            var now = DateTimeOffset.UtcNow;
+            var broadcast = new CallBroadcast(callId, $"chan-{i}", "Local/1@x", "1", "A", "1000", "from-test", [], "ghost-node", "ast", null, false,
+                ["sales", "support"], now, now, now.AddSeconds(5), 5000);
+            await channel.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, properties, Wire.Serialize(broadcast));
+        }
+
+        foreach (var (salesReply, supportReply) in calls)
+        {
+            var replies = await Task.WhenAll(salesReply, supportReply).WaitAsync(TimeSpan.FromSeconds(10));
+            var winner = Assert.Single(replies, r => r.Accepted);
+            var loser = Assert.Single(replies, r => !r.Accepted);
+            Assert.Equal((RejectReason.AlreadyClaimed, winner.App), (loser.Reason, loser.Winner));
+        }
+    }
+
     private async Task StartRouters(int count)
     {
         for (var i = 0; i < count; i++)
