@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using CallRouter.Router.Saga;
 using Dapper;
@@ -36,6 +37,9 @@ public sealed class CallSagaStore(NpgsqlDataSource database)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
+    // Each loaded saga's row as read: an event that changed nothing (an ignored deadline, a late timer) writes nothing.
+    private static readonly ConditionalWeakTable<CallState, string> AsRead = new();
+
     public Task<CallState?> Load(Guid id, CancellationToken cancellationToken) => Use(c => Load(c, id), cancellationToken);
     public Task Insert(CallState saga, CancellationToken cancellationToken) => Use(c => Insert(c, saga), cancellationToken);
     public Task Update(CallState saga, CancellationToken cancellationToken) => Use(c => Update(c, saga), cancellationToken);
@@ -59,6 +63,7 @@ public sealed class CallSagaStore(NpgsqlDataSource database)
             return null;
         var saga = JsonSerializer.Deserialize<CallState>(found.Data, Json)!;
         saga.Version = found.Version;
+        AsRead.AddOrUpdate(saga, found.Data);
         return saga;
     }
 
@@ -80,6 +85,8 @@ public sealed class CallSagaStore(NpgsqlDataSource database)
     public static async Task Update(NpgsqlConnection connection, CallState saga)
     {
         var read = saga.Version;
+        if (AsRead.TryGetValue(saga, out var before) && JsonSerializer.Serialize(saga, Json) == before)
+            return;
         saga.Version = read + 1;
         var rows = await connection.ExecuteAsync("""
             UPDATE call_sagas SET version = @Version, current_state = @CurrentState, data = @Data, updated_at = now()
