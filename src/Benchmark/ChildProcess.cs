@@ -58,3 +58,14 @@ public sealed class ChildProcess : IAsyncDisposable
         _process.Dispose();
     }
 }
+
+/// <summary>Several child processes, all stopped when disposed (also when the run fails half-way).</summary>
+public sealed class ChildProcesses : List<ChildProcess>, IAsyncDisposable
+{
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var child in this)
+            await child.DisposeAsync();
+        Clear();
+    }
+}

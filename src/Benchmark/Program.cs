@@ -45,7 +45,7 @@ if (database is not null)
     environment["Postgres__ConnectionString"] = database.ConnectionString;
     environment["Postgres__WriteCdrs"] = "true";
 }
-var routers = new List<ChildProcess>();
+await using var routers = new ChildProcesses();
 for (var i = 0; i < routerCount; i++)
     routers.Add(ChildProcess.Start($"router-{i + 1}", routerDll, environment));
 var router = routers[0];
@@ -109,8 +109,7 @@ await File.AppendAllTextAsync(output, report);
 foreach (var app in racers.Append(observer))
     await app.DisposeAsync();
 var cdrRows = database is null ? "" : $" CDR rows written: {await database.CountRecords():N0}.";
-foreach (var r in routers)
-    await r.DisposeAsync();
+await routers.DisposeAsync();
 await DeleteVirtualHost(broker);
 if (database is not null)
 {
