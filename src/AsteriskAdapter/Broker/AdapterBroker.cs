@@ -11,6 +11,7 @@ namespace CallRouter.AsteriskAdapter.Broker;
 public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<AdapterOptions> adapter, ILogger<AdapterBroker> logger) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _publishLock = new(1, 1);
+    private readonly SemaphoreSlim _recordLock = new(1, 1);
     private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
     private IConnection? _connection;
     private IChannel? _publish;
@@ -122,7 +123,15 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     {
         var properties = Properties(Topology.Types.CallRecord, record.CallId, null);
         properties.DeliveryMode = DeliveryModes.Persistent;
-        await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
+        await _recordLock.WaitAsync();
+        try
+        {
+            await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
+        }
+        finally
+        {
+            _recordLock.Release();
+        }
     }
 
     /// <summary>

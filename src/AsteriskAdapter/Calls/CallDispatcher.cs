@@ -278,5 +278,16 @@ public sealed class CallDispatcher : BackgroundService
             _recovered[channel.Id] = true;
             FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run");
         }
+
+        // Calls from before this connection whose CDR is still open: those that ended while the event socket was down
+        // get their end now (cause unknown); the others are subscribed again, in case Asterisk dropped the subscriptions.
+        var alive = channels.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var channelId in _recorder.OpenChannels(before: connectedAt))
+        {
+            if (!alive.Contains(channelId))
+                _recorder.Destroyed(channelId, _clock.GetUtcNow(), null, "ended while the adapter was not connected to ARI");
+            else
+                _work.Run(() => Subscribe(channelId), "channel subscription");
+        }
     }
 }

@@ -125,6 +125,10 @@ public sealed class CallRecorder : IDisposable
         TryPublish(draft);
     }
 
+    /// <summary>Channels created before <paramref name="before"/> whose record waits for ChannelDestroyed.</summary>
+    public IReadOnlyList<string> OpenChannels(DateTimeOffset before) =>
+        [.. _byChannel.Where(d => d.Value.EndedAt is null && d.Value.Channel.CreatedAt < before).Select(d => d.Key)];
+
     private void Add(Draft draft)
     {
         _byChannel[draft.Channel.Id] = draft;
