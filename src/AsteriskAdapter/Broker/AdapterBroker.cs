@@ -11,7 +11,6 @@ namespace CallRouter.AsteriskAdapter.Broker;
 public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<AdapterOptions> adapter, ILogger<AdapterBroker> logger) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _publishLock = new(1, 1);
-    private readonly SemaphoreSlim _recordLock = new(1, 1);
     private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
     private IConnection? _connection;
     private IChannel? _publish;
@@ -123,15 +122,8 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     {
         var properties = Properties(Topology.Types.CallRecord, record.CallId, null);
         properties.DeliveryMode = DeliveryModes.Persistent;
-        await _recordLock.WaitAsync();
-        try
-        {
-            await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
-        }
-        finally
-        {
-            _recordLock.Release();
-        }
+        // RabbitMQ.Client 7 tracks each confirm on its own: concurrent publishes on this channel each await their own.
+        await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
     }
 
     /// <summary>
