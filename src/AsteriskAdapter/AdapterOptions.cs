@@ -31,6 +31,12 @@ public sealed class AdapterOptions
     public DialplanTarget? DefaultTarget { get; set; }
 
     /// <summary>
+    /// Send a CallRecord (CDR) per call: the adapter subscribes to each channel to hear its end. Off for a box that keeps
+    /// no CDRs, which saves an ARI request and a persistent message per call.
+    /// </summary>
+    public bool RecordCalls { get; set; } = true;
+
+    /// <summary>
     /// A decided call's CDR waits this long at most for the router's claim tally (sent when the router forgets the call,
     /// Router__FinishedRetention after the decision) before it is written with claims unknown.
     /// </summary>

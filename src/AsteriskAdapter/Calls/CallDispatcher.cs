@@ -89,7 +89,8 @@ public sealed class CallDispatcher : BackgroundService
     {
         if (_recovered.TryRemove(channel.Id, out _))
             return;
-        _work.Run(() => Subscribe(channel.Id), "channel subscription");
+        if (_options.RecordCalls)
+            _work.Run(() => Subscribe(channel.Id), "channel subscription");
 
         var (options, optionsError) = BroadcastOptions.Parse(stasisArgs, _options.DefaultTimeoutMs);
         if (options is null)

@@ -131,6 +131,8 @@ public sealed class CallRecorder : IDisposable
 
     private void Add(Draft draft)
     {
+        if (!_options.RecordCalls)
+            return;
         _byChannel[draft.Channel.Id] = draft;
         _byCall[draft.CallId] = draft;
     }
