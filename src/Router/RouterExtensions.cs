@@ -10,6 +10,7 @@ using MassTransit;
 using MassTransit.Middleware;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace CallRouter.Router;
@@ -73,6 +74,11 @@ public static class RouterExtensions
             o.StartTimeout = TimeSpan.FromSeconds(30);
             o.StopTimeout = TimeSpan.FromSeconds(10);
         });
+        // Several routers race for the same call on purpose: a lost race is a ConcurrencyException that the retry
+        // resolves at once, and MassTransit would log each one as a warning with its stack trace (R-RETRY). Faults
+        // (R-FAULT) are errors and still logged.
+        if (sagasInPostgres)
+            builder.Logging.AddFilter("MassTransit.ReceiveTransport", LogLevel.Error);
         builder.Services.AddMassTransit(bus =>
         {
             if (!sagasInPostgres)
