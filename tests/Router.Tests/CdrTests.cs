@@ -122,19 +122,19 @@ public sealed class CdrTests : PostgresStackTest
     {
         await using var database = await TestDatabase.Create();
         await Migrations.Apply(database.DataSource, NullLogger.Instance);
-        var store = new CallSagaStore(database.DataSource);
+        await using var connection = await database.DataSource.OpenConnectionAsync();
         var id = Guid.NewGuid();
-        await store.Insert(new CallState { CorrelationId = id, CurrentState = "Open", Audience = ["sales"] }, default);
+        await CallSagaStore.Insert(connection, new CallState { CorrelationId = id, CurrentState = "Open", Audience = ["sales"] });
 
-        var first = (await store.Load(id, default))!;
-        var second = (await store.Load(id, default))!;
+        var first = (await CallSagaStore.Load(connection, id))!;
+        var second = (await CallSagaStore.Load(connection, id))!;
         first.Winner = "sales";
-        await store.Update(first, default);
+        await CallSagaStore.Update(connection, first);
         second.Winner = "support";
 
-        await Assert.ThrowsAsync<ConcurrencyException>(() => store.Update(second, default));
-        await Assert.ThrowsAsync<ConcurrencyException>(() => store.Insert(new CallState { CorrelationId = id, CurrentState = "Open" }, default));
-        var stored = (await store.Load(id, default))!;
+        await Assert.ThrowsAsync<ConcurrencyException>(() => CallSagaStore.Update(connection, second));
+        await Assert.ThrowsAsync<ConcurrencyException>(() => CallSagaStore.Insert(connection, new CallState { CorrelationId = id, CurrentState = "Open" }));
+        var stored = (await CallSagaStore.Load(connection, id))!;
         Assert.Equal(("sales", 2), (stored.Winner, stored.Version));
         Assert.Equal(["sales"], stored.Audience);
     }

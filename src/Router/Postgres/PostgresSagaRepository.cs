@@ -40,20 +40,7 @@ public sealed class CallSagaStore(NpgsqlDataSource database)
     // Each loaded saga's row as read: an event that changed nothing (an ignored deadline, a late timer) writes nothing.
     private static readonly ConditionalWeakTable<CallState, string> AsRead = new();
 
-    public Task<CallState?> Load(Guid id, CancellationToken cancellationToken) => Use(c => Load(c, id), cancellationToken);
-    public Task Insert(CallState saga, CancellationToken cancellationToken) => Use(c => Insert(c, saga), cancellationToken);
-    public Task Update(CallState saga, CancellationToken cancellationToken) => Use(c => Update(c, saga), cancellationToken);
-
     public ValueTask<NpgsqlConnection> Open(CancellationToken cancellationToken) => database.OpenConnectionAsync(cancellationToken);
-
-    private async Task<T> Use<T>(Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenConnectionAsync(cancellationToken);
-        return await work(connection);
-    }
-
-    private Task Use(Func<NpgsqlConnection, Task> work, CancellationToken cancellationToken) =>
-        Use(async c => { await work(c); return true; }, cancellationToken);
 
     public static async Task<CallState?> Load(NpgsqlConnection connection, Guid id)
     {

@@ -29,8 +29,6 @@ public sealed class RouterProcess : IAsyncDisposable
     /// <summary>Its stderr/stdout lines (warnings and errors).</summary>
     public ConcurrentQueue<string> Output { get; } = new();
 
-    public bool HasExited => _process.HasExited;
-
     public static RouterProcess Start(string name, IEnumerable<KeyValuePair<string, string?>> settings)
     {
         // The router's own build output: its deps.json matches its dlls (the copy next to the tests resolves other versions).
