@@ -40,4 +40,13 @@ public static class DispositionReason
     public const string RouterNoAnswer = "router-no-answer";
     public const string AdapterRestarted = "adapter-restarted";
     public const string MoveFailed = "move-failed";
+
+    /// <summary>The winner took control of the call over the bus (claim with "control": true).</summary>
+    public const string Controlled = "controlled";
+
+    /// <summary>The app controlling the call stopped heartbeating or said it was stopping.</summary>
+    public const string AppGone = "app-gone";
+
+    /// <summary>The adapter stopped while an app controlled the call.</summary>
+    public const string AdapterStopping = "adapter-stopping";
 }

@@ -1,6 +1,7 @@
 namespace CallRouter.Messages;
 
-/// <summary>The router's decision for one call (router → the adapter that owns the channel). Claims = claims received so far.</summary>
+/// <summary>The router's decision for one call (router → the adapter that owns the channel). Claims = claims received so far.
+/// Control: SUCCESS/controlled, the adapter keeps the channel and hands control to the winner.</summary>
 public sealed record ContinueCall(
     Guid CallId,
     string ChannelId,
@@ -12,7 +13,8 @@ public sealed record ContinueCall(
     IReadOnlyList<string>? AppArgs,
     DateTimeOffset DecidedAt,
     DateTimeOffset? ClaimedAt = null,
-    int Claims = 0)
+    int Claims = 0,
+    bool Control = false)
 {
     public string Type => Topology.Types.ContinueCall;
 }

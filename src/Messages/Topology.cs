@@ -59,6 +59,24 @@ public static class Topology
     /// <summary>Per-adapter-process heartbeat queue (exclusive, auto-delete).</summary>
     public static string AdapterHeartbeatQueue(string node, string instance) => $"adapter.{node}.heartbeats.{instance}";
 
+    /// <summary>Direct exchange apps publish ControlCall commands to; routing key = the route from CallControlStarted (the node). Unroutable commands go to its alternate exchange.</summary>
+    public const string ControlExchange = "call.control";
+
+    /// <summary>Fanout alternate exchange of <see cref="ControlExchange"/>: commands no adapter took, answered node-unavailable by any adapter.</summary>
+    public const string ControlUnroutedExchange = "call.control.unrouted";
+
+    /// <summary>Queue bound to <see cref="ControlUnroutedExchange"/>, shared by every adapter.</summary>
+    public const string ControlUnroutedQueue = "call.control.unrouted";
+
+    /// <summary>Topic exchange for controlled-call events to the winning app; routing key = app name.</summary>
+    public const string ControlEventExchange = "call.control.events";
+
+    /// <summary>Per-adapter-process queue of control commands (exclusive: gone with the adapter, so commands for it become unroutable).</summary>
+    public static string AdapterControlQueue(string node) => $"adapter.{node}.control";
+
+    /// <summary>Where an adapter parks control commands it refused, with x-error.</summary>
+    public const string ControlErrorQueue = "call.control_error";
+
     /// <summary>AMQP <c>type</c> property values; a message without one on the router queue is taken as a claim.</summary>
     public static class Types
     {
@@ -71,5 +89,9 @@ public static class Topology
         public const string AppHeartbeat = nameof(Messages.AppHeartbeat);
         public const string CallRecord = nameof(Messages.CallRecord);
         public const string ClaimTally = nameof(Messages.ClaimTally);
+        public const string CallControlStarted = nameof(Messages.CallControlStarted);
+        public const string CallControlEnded = nameof(Messages.CallControlEnded);
+        public const string ControlCall = nameof(Messages.ControlCall);
+        public const string ControlReply = nameof(Messages.ControlReply);
     }
 }

@@ -26,6 +26,8 @@ internal sealed class AriEvent
 
     public static AriEvent StasisEnd(SimChannel ch, ChannelFacts f) => new("StasisEnd", ch, f);
 
+    public static AriEvent ChannelStateChange(SimChannel ch, ChannelFacts f) => new("ChannelStateChange", ch, f);
+
     public static AriEvent ChannelVarset(SimChannel ch, ChannelFacts f, string variable, string value) =>
         new("ChannelVarset", ch, f) { Variable = variable, Value = value };
 

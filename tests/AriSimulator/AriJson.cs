@@ -8,7 +8,7 @@ namespace CallRouter.AriSimulator;
 internal static class AriJson
 {
     // Relaxed escaping keeps "+0000" and "Alice <5551234>" literal, as Asterisk sends them.
-    private static readonly JsonWriterOptions Options = new()
+    internal static readonly JsonWriterOptions Options = new()
     {
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         SkipValidation = true,
@@ -131,12 +131,12 @@ internal static class AriJson
         WriteChannel(w, e.Channel, e.Facts);
     }
 
-    private static void WriteChannel(Utf8JsonWriter w, SimChannel ch, ChannelFacts f)
+    internal static void WriteChannel(Utf8JsonWriter w, SimChannel ch, ChannelFacts f)
     {
         w.WriteStartObject();
         w.WriteString("id", ch.Id);
         w.WriteString("name", ch.Name);
-        w.WriteString("state", "Ring");
+        w.WriteString("state", f.State);
         w.WriteString("protocol_id", "");
         WriteParty(w, "caller", ch);
         WriteParty(w, "connected", ch);
@@ -161,7 +161,7 @@ internal static class AriJson
         w.WriteEndObject();
     }
 
-    private static void WriteStrings(Utf8JsonWriter w, string property, IEnumerable<string> values)
+    internal static void WriteStrings(Utf8JsonWriter w, string property, IEnumerable<string> values)
     {
         w.WriteStartArray(property);
         foreach (var v in values)
@@ -172,7 +172,7 @@ internal static class AriJson
         w.WriteEndArray();
     }
 
-    private static byte[] Write(Action<Utf8JsonWriter> body)
+    internal static byte[] Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
         using (var writer = new Utf8JsonWriter(buffer, Options))

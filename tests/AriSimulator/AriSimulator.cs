@@ -39,6 +39,15 @@ public sealed class AriSimulator : IAsyncDisposable
     /// <summary>Every channel created so far, live and ended.</summary>
     public IReadOnlyCollection<SimChannel> Channels => _core.AllChannels;
 
+    /// <summary>Bridges created through ARI and not destroyed yet.</summary>
+    public IReadOnlyCollection<SimBridge> Bridges => _core.Control.LiveBridges;
+
+    /// <summary>Playbacks queued or playing now.</summary>
+    public IReadOnlyCollection<SimPlayback> Playbacks => _core.Control.LivePlaybacks;
+
+    /// <summary>Channels not destroyed yet (callers and created channels).</summary>
+    public IReadOnlyCollection<SimChannel> LiveChannels => [.. _core.LiveChannels];
+
     /// <summary>Number of REST requests received (the events WebSocket excluded).</summary>
     public int RestRequestCount => _rest.RequestCount;
 

@@ -17,4 +17,7 @@ public sealed record AriSimulatorOptions
 
     /// <summary>If set, a channel that left Stasis (continue, move, or FAILED) hangs up by itself this long after, cause 16.</summary>
     public TimeSpan? HangupAfterHandover { get; init; }
+
+    /// <summary>How long a playback that can be played (anything but a "does-not-exist" sound) plays before PlaybackFinished "done".</summary>
+    public TimeSpan PlaybackDuration { get; init; } = TimeSpan.FromMilliseconds(300);
 }

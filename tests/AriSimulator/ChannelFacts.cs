@@ -23,4 +23,7 @@ internal sealed record ChannelFacts(ChannelPhase Phase, string? App, DialplanSta
     public IReadOnlyList<string>? MovedArgs { get; init; }
     public int? HangupCause { get; init; }
     public long HandoverTimestamp { get; init; }
+
+    /// <summary>ARI channel state: "Ring" for a caller in the dialplan, "Down" for a created channel, "Up" once answered.</summary>
+    public string State { get; init; } = "Ring";
 }

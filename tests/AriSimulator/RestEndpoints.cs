@@ -50,7 +50,7 @@ internal sealed class RestEndpoints(SimulatorCore core, BasicAuth auth, Cancella
             (["applications", var app, "subscription"], "DELETE") => Subscription(http, app, subscribe: false),
             (["applications", var app], "GET") => GetApplication(http, app),
             (["asterisk", "ping"], "GET") => HttpJson.WriteAsync(http, 200, AriJson.Ping(core.AsteriskId)),
-            _ => HttpJson.WriteAsync(http, 404, HttpJson.ResourceNotFound),
+            _ => core.Control.Routes.HandleAsync(http, route),
         };
     }
 

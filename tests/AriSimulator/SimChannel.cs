@@ -27,7 +27,7 @@ public sealed class SimChannel
     private long _stasisStartTimestamp;
 
     internal SimChannel(SimulatorCore core, string id, string name, string app, IReadOnlyList<string> stasisArgs,
-        string extension, string callerNumber, string callerName)
+        string extension, string callerNumber, string callerName, string context = EntryContext, int priority = StasisPriority, string state = "Ring")
     {
         _core = core;
         Id = id;
@@ -39,7 +39,7 @@ public sealed class SimChannel
         CreationTime = AriTime.Now();
         var appData = stasisArgs.Count == 0 ? app : app + "," + string.Join(',', stasisArgs);
         _facts = new ChannelFacts(ChannelPhase.InDialplan, null,
-            new DialplanState(EntryContext, extension, StasisPriority, "Stasis", appData));
+            new DialplanState(context, extension, priority, "Stasis", appData)) { State = state };
     }
 
     /// <summary>Channel unique id, "EPOCH.SEQ".</summary>
@@ -156,6 +156,11 @@ public sealed class SimChannel
     /// <summary>REST continue: back to the dialplan; without a target, the next priority (like res_ari).</summary>
     internal ChannelOpResult Continue(string? context, string? extension, int? priority)
     {
+        if (_facts.Phase == ChannelPhase.InStasis)
+        {
+            _core.Control.LeaveBridge(this);
+        }
+
         lock (_gate)
         {
             var check = CheckInStasis();
@@ -230,6 +235,7 @@ public sealed class SimChannel
     /// </summary>
     internal bool Hangup(int requestCause, bool soft, int destroyCause)
     {
+        _core.Control.LeaveBridge(this);
         string[] subscribers;
         lock (_gate)
         {
@@ -285,6 +291,63 @@ public sealed class SimChannel
         {
             _subscribers.Remove(app);
             _core.Subscriptions.Remove(app, Id);
+        }
+    }
+
+    /// <summary>Current ARI state ("Ring", "Down", "Up").</summary>
+    public string State => _facts.State;
+
+    /// <summary>The bridge the channel is in, if any.</summary>
+    public string? BridgeId { get; internal set; }
+
+    /// <summary>The caller presses a key: ChannelDtmfReceived to the channel's app.</summary>
+    public void PressDigit(char digit) => _core.Control.DtmfReceived(this, digit);
+
+    /// <summary>Sets the ARI state; ChannelStateChange if it changed. False if the channel is gone.</summary>
+    internal bool SetState(string state)
+    {
+        lock (_gate)
+        {
+            if (_facts.Phase == ChannelPhase.Destroyed)
+            {
+                return false;
+            }
+
+            if (_facts.State != state)
+            {
+                _facts = _facts with { State = state };
+                Emit(AriEvent.ChannelStateChange(this, _facts), _facts.App, toSubscribers: true);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Sends an event about this channel, written by <paramref name="frameFor"/> per application, in order with its other events.</summary>
+    internal void Announce(Func<string, byte[]> frameFor)
+    {
+        lock (_gate)
+        {
+            if (_facts.App is { } app)
+            {
+                _core.PublishFrame(app, frameFor(app));
+            }
+
+            foreach (var subscriber in _subscribers)
+            {
+                if (subscriber != _facts.App)
+                {
+                    _core.PublishFrame(subscriber, frameFor(subscriber));
+                }
+            }
+        }
+    }
+
+    internal ChannelOpResult CheckControllable()
+    {
+        lock (_gate)
+        {
+            return CheckInStasis();
         }
     }
 

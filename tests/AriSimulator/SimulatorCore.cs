@@ -23,6 +23,36 @@ internal sealed class SimulatorCore(AriSimulatorOptions options, CancellationTok
 
     public SimChannel? FindLive(string id) => _live.GetValueOrDefault(id);
 
+    private SimControl? _control;
+
+    /// <summary>Call control: created channels, dial, answer, playbacks, DTMF, bridges (ari-call-control.md).</summary>
+    public SimControl Control => LazyInitializer.EnsureInitialized(ref _control, () => new SimControl(this, options));
+
+    /// <summary>Registers a channel made by channels/create and runs it into <paramref name="app"/>.</summary>
+    public bool TryAddCreated(SimChannel channel)
+    {
+        if (!_all.TryAdd(channel.Id, channel))
+        {
+            return false;
+        }
+
+        _live[channel.Id] = channel;
+        return true;
+    }
+
+    public int NextLocalSequence() => Interlocked.Increment(ref _localSequence);
+
+    public string NewChannelId() => NewId();
+
+    /// <summary>Queues an already serialized event on each socket of <paramref name="app"/>.</summary>
+    public void PublishFrame(string app, byte[] frame)
+    {
+        foreach (var socket in Sockets.ConnectionsOf(app))
+        {
+            socket.Enqueue(new OutFrame(frame, null));
+        }
+    }
+
     public SimChannel? Find(string id) => _all.GetValueOrDefault(id);
 
     public SimChannel Originate(string app, IReadOnlyList<string> stasisArgs, string extension,

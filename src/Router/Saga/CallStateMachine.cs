@@ -210,7 +210,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             call.Winner = claim.App;
             call.WinningClaim = claim;
             call.ClaimedAt = receivedAt;
-            await End(context, call, CallStatus.Success, DispositionReason.Claimed);
+            await End(context, call, CallStatus.Success, claim.Control ? DispositionReason.Controlled : DispositionReason.Claimed);
             await Outbound.Continue(context, call.Node!, Decision(call, claim));
             if (call.NotifyClaimed)
                 await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt));
@@ -230,5 +230,5 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
 
     private ContinueCall Decision(CallState call, ClaimCall? claim = null) =>
         new(call.CorrelationId, call.ChannelId!, call.Status!, call.Winner, call.Reason,
-            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow(), call.ClaimedAt, call.ClaimCount);
+            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow(), call.ClaimedAt, call.ClaimCount, claim?.Control ?? false);
 }

@@ -55,11 +55,26 @@ public static class ClaimParser
                 error = "give either target or moveToApp, not both";
             if (error is null && moveToApp is not null && (moveToApp.Length == 0 || moveToApp.Contains(',')))
                 error = $"moveToApp '{moveToApp}' is not a valid ARI application name";
+            var control = false;
+            error ??= ReadControl(root, out control);
+            if (error is null && control && (target is not null || moveToApp is not null))
+                error = "control keeps the call in the router's app: give no target or moveToApp with it";
             if (error is not null)
                 return new Result(null, callId, app, error);
 
-            return new Result(new ClaimCall(parsedCallId, app!, target, moveToApp, appArgs), callId, app, null);
+            return new Result(new ClaimCall(parsedCallId, app!, target, moveToApp, appArgs, control), callId, app, null);
         }
+    }
+
+    private static string? ReadControl(JsonElement root, out bool control)
+    {
+        control = false;
+        if (!root.TryGetProperty("control", out var element) || element.ValueKind == JsonValueKind.Null)
+            return null;
+        if (element.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            return $"control must be true or false, not {element.ValueKind}";
+        control = element.GetBoolean();
+        return null;
     }
 
     private static string? Text(JsonElement root, string name, bool required, out string? value)
