@@ -21,10 +21,13 @@ v=$(urlencode "$vhost")
 mgmt PUT "users/$user" "{\"password\":$(json_string "$password"),\"tags\":\"\"}"
 
 # configure: declare its own queue, and the server-named exclusive reply queues (amq.gen-...) some clients use.
-# write:     bind its queue (queue.bind needs write on the queue), publish claims and heartbeats.
-# read:      consume its queue and its reply queues; bind from call.broadcasts (queue.bind needs read on the exchange).
+# write:     bind its queue (queue.bind needs write on the queue), publish claims, heartbeats and call-control commands.
+# read:      consume its queue and its reply queues; bind from call.broadcasts and call.control.events (queue.bind needs
+#            read on the exchange).
 # Direct reply-to (amq.rabbitmq.reply-to) needs no permission of its own.
-mgmt PUT "permissions/$v/$user" "$(printf '{"configure":"^(app\\\\.%s|amq\\\\.gen-.*)$","write":"^(app\\\\.%s|call\\\\.claims|app\\\\.heartbeats)$","read":"^(app\\\\.%s|call\\\\.broadcasts|amq\\\\.gen-.*)$"}' "$app" "$app" "$app")"
+mgmt PUT "permissions/$v/$user" "$(printf '{"configure":"^(app\\\\.%s|amq\\\\.gen-.*)$","write":"^(app\\\\.%s|call\\\\.claims|app\\\\.heartbeats|call\\\\.control)$","read":"^(app\\\\.%s|call\\\\.broadcasts|call\\\\.control\\\\.events|amq\\\\.gen-.*)$"}' "$app" "$app" "$app")"
 # On the topic exchange, bindings (checked against "read") only with its own name as routing key; no publishing.
 mgmt PUT "topic-permissions/$v/$user" "$(printf '{"exchange":"call.broadcasts","read":"^%s$","write":"^$"}' "$app")"
-echo "add-app-user: user '$app' in vhost '$vhost' can use queue app.$app, claim and heartbeat"
+# The same for the events of the calls it controls.
+mgmt PUT "topic-permissions/$v/$user" "$(printf '{"exchange":"call.control.events","read":"^%s$","write":"^$"}' "$app")"
+echo "add-app-user: user '$app' in vhost '$vhost' can use queue app.$app, claim, heartbeat and control the calls it wins"

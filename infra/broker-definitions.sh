@@ -23,6 +23,14 @@ exchange call.claims fanout
 exchange app.heartbeats fanout
 exchange call.commands direct
 exchange call.events fanout
+# Call control: commands (direct, key = route; what no adapter takes goes to the alternate exchange, answered
+# node-unavailable by any adapter), events to the controlling app (topic, key = app), refused commands.
+mgmt PUT "exchanges/$v/call.control.unrouted" '{"type":"fanout","durable":true,"auto_delete":false,"internal":false,"arguments":{}}'
+queue call.control.unrouted
+bind call.control.unrouted q call.control.unrouted
+mgmt PUT "exchanges/$v/call.control" '{"type":"direct","durable":true,"auto_delete":false,"internal":false,"arguments":{"alternate-exchange":"call.control.unrouted"}}'
+exchange call.control.events topic
+queue call.control_error
 # The router's receive endpoint as MassTransit declares it: queue and exchange "router", the inputs bound to the exchange.
 exchange router fanout
 queue router

@@ -1,6 +1,7 @@
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.AsteriskAdapter.Control;
 using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
 using CallRouter.Operations;
@@ -44,6 +45,11 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<CallBook>();
         builder.Services.AddSingleton<CallRecorder>();
         builder.Services.AddSingleton<BackgroundWork>();
+        builder.Services.AddSingleton<AriControlClient>();
+        builder.Services.AddSingleton<ControlBroker>();
+        builder.Services.AddSingleton<ControlSessions>();
+        builder.Services.AddSingleton<CallControl>();
+        builder.Services.AddSingleton<ControlCommandHandler>();
         builder.Services.AddSingleton<CallDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CallDispatcher>());
         return builder;

@@ -61,6 +61,10 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         logger.LogInformation("Adapter {Node} connected to RabbitMQ {Host}:{Port}", adapter.Value.Node, b.Host, b.Port);
     }
 
+    /// <summary>Another channel on the adapter's connection (for call control), once <see cref="Start"/> has connected.</summary>
+    public async Task<IChannel> OpenChannel(CancellationToken cancellationToken) =>
+        await (_connection ?? throw new InvalidOperationException("the adapter is not connected to RabbitMQ yet")).CreateChannelAsync(cancellationToken: cancellationToken);
+
     /// <summary>Idempotent declarations of everything the adapter publishes to or consumes from.</summary>
     private async Task DeclareTopology(IChannel channel, CancellationToken cancellationToken)
     {

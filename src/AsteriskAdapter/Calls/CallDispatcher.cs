@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.AsteriskAdapter.Control;
 using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
@@ -34,11 +35,14 @@ public sealed class CallDispatcher : BackgroundService
     private readonly ILogger<CallDispatcher> _logger;
     private readonly DueQueue<OpenCall> _fallbacks;
     private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
+    private readonly CallControl _control;
+    private readonly ControlCommandHandler _controlCommands;
 
     public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
         HeartbeatReader heartbeats, AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics,
-        TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
+        TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger, CallControl control, ControlCommandHandler controlCommands)
     {
+        (_control, _controlCommands) = (control, controlCommands);
         (_events, _ari, _broker, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
             (events, ari, broker, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
@@ -47,7 +51,11 @@ public sealed class CallDispatcher : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await _broker.Start(OnCommand, OnHeartbeat, stoppingToken);
+        await _controlCommands.Start(stoppingToken);
+        var liveness = _control.WatchLiveness(stoppingToken);
         await _events.Run(Recover, OnEvent, stoppingToken);
+        await liveness;
+        await _control.StopAll();
         await _work.Drain();
     }
 
@@ -59,6 +67,12 @@ public sealed class CallDispatcher : BackgroundService
 
     private async Task OnEvent(AriEvent e)
     {
+        if (await _control.OnEvent(e))
+        {
+            if (e.Type == "ChannelDestroyed" && e.Channel is { } gone)
+                _recorder.Destroyed(gone.Id, e.Timestamp, e.Cause, e.CauseText);
+            return;
+        }
         if (e.Channel is not { } channel)
             return;
         switch (e.Type)
@@ -197,6 +211,21 @@ public sealed class CallDispatcher : BackgroundService
             return;
         }
 
+        if (command.Control && command.Status == CallStatus.Success && command.Winner is not null
+            && _book.TryGet(command.CallId, out var controlled) && controlled.TryFinish())
+        {
+            _book.Remove(controlled);
+            try
+            {
+                await _control.Take(controlled, command);
+            }
+            catch (Exception exception)
+            {
+                _logger.LogError(exception, "Handing call {CallId} to its controller failed", controlled.CallId);
+            }
+            await _broker.Ack(delivery);
+            return;
+        }
         if (_book.TryGet(command.CallId, out var call) && call.TryFinish())
         {
             var decision = new Decision(command.Status, command.Reason ?? "", command.Winner, call.Options.Args,
@@ -276,8 +305,19 @@ public sealed class CallDispatcher : BackgroundService
             var inOurApp = channel.AppName == "Stasis" && channel.AppData.Split(',')[0] == _options.App;
             if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || channel.CreatedAt >= connectedAt)
                 continue;
+            if (_control.Owns(channel.Id) || _control.RecoverCreated(channel))
+                continue;
             _recovered[channel.Id] = true;
             FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run");
+        }
+
+        try
+        {
+            await _control.RecoverBridges();
+        }
+        catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        {
+            _logger.LogWarning("Could not list bridges to recover: {Error}", exception.Message);
         }
 
         // Calls from before this connection whose CDR is still open: those that ended while the event socket was down

@@ -49,6 +49,7 @@ public sealed class CallRecorder : IDisposable
         public int? HangupCause;
         public string? HangupCauseText;
         public bool Published;
+        public string? ControlEnding;
     }
 
     /// <summary>A broadcast went out: the router will decide, then send a tally.</summary>
@@ -87,6 +88,14 @@ public sealed class CallRecorder : IDisposable
         if (_byChannel.TryGetValue(channelId, out var draft))
             lock (draft)
                 draft.HandedOverAt = _clock.GetUtcNow();
+    }
+
+    /// <summary>A controlled call's session ended (CallControlEnded.reason).</summary>
+    public void ControlEnded(string channelId, string ending)
+    {
+        if (_byChannel.TryGetValue(channelId, out var draft))
+            lock (draft)
+                draft.ControlEnding ??= ending;
     }
 
     /// <summary>The caller hung up before any decision.</summary>

@@ -1,0 +1,104 @@
+using System.Text;
+using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.Messages;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace CallRouter.AsteriskAdapter.Control;
+
+/// <summary>
+/// Call control's side of RabbitMQ, on the adapter's connection: consumes commands for this node (an exclusive queue, so
+/// commands for a stopped adapter become unroutable) and the unrouted ones, and publishes events and replies on one
+/// channel, so each call's events leave in ARI order.
+/// </summary>
+public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterOptions> options, ILogger<ControlBroker> logger)
+{
+    private readonly SemaphoreSlim _publishLock = new(1, 1);
+    private IChannel? _publish;
+    private IChannel? _consume;
+
+    public string CommandQueue => Topology.AdapterControlQueue(options.Value.Node);
+
+    /// <summary>The routing key apps echo back (CallControlStarted.route).</summary>
+    public string Route => options.Value.Node;
+
+    public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onUnrouted, CancellationToken cancellationToken)
+    {
+        _publish = await adapterBroker.OpenChannel(cancellationToken);
+        _consume = await adapterBroker.OpenChannel(cancellationToken);
+        await Declare(_consume, cancellationToken);
+        await _consume.BasicQosAsync(0, 256, false, cancellationToken);
+
+        await _consume.QueueDeclareAsync(CommandQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
+        await _consume.QueueBindAsync(CommandQueue, Topology.ControlExchange, Route, cancellationToken: cancellationToken);
+        var commands = new AsyncEventingBasicConsumer(_consume);
+        commands.ReceivedAsync += (_, delivery) => onCommand(delivery);
+        await _consume.BasicConsumeAsync(CommandQueue, autoAck: false, commands, cancellationToken);
+
+        var unrouted = new AsyncEventingBasicConsumer(_consume);
+        unrouted.ReceivedAsync += (_, delivery) => onUnrouted(delivery);
+        await _consume.BasicConsumeAsync(Topology.ControlUnroutedQueue, autoAck: false, unrouted, cancellationToken);
+    }
+
+    /// <summary>The same declarations as infra/broker-definitions.sh (the alternate exchange is an argument of call.control).</summary>
+    public static async Task Declare(IChannel channel, CancellationToken cancellationToken)
+    {
+        await channel.ExchangeDeclareAsync(Topology.ControlUnroutedExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.ControlUnroutedQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueBindAsync(Topology.ControlUnroutedQueue, Topology.ControlUnroutedExchange, "", cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Topology.ControlExchange, ExchangeType.Direct, durable: true,
+            arguments: new Dictionary<string, object?> { ["alternate-exchange"] = Topology.ControlUnroutedExchange }, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Topology.ControlEventExchange, ExchangeType.Topic, durable: true, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.ControlErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>An event for the app that controls the call: topic exchange, routing key = app name, AMQP type = the event's.</summary>
+    public Task PublishEvent<T>(string app, string type, Guid callId, T message) =>
+        Publish(Topology.ControlEventExchange, app, Properties(type, callId.ToString()), Wire.Serialize(message));
+
+    public Task Reply(string replyTo, string? correlationId, ControlReply reply) =>
+        Publish("", replyTo, Properties(Topology.Types.ControlReply, correlationId), Wire.Serialize(reply));
+
+    /// <summary>Sets a refused command aside in call.control_error with x-error (its user_id moved to a header), then acks it.</summary>
+    public async Task Park(BasicDeliverEventArgs delivery, string reason)
+    {
+        logger.LogWarning("Parked a control command: {Reason}", reason);
+        var headers = new Dictionary<string, object?>(delivery.BasicProperties.Headers ?? new Dictionary<string, object?>())
+        {
+            ["x-error"] = Encoding.UTF8.GetBytes(reason),
+            ["x-original-exchange"] = delivery.Exchange,
+            ["x-original-routing-key"] = delivery.RoutingKey,
+        };
+        if (delivery.BasicProperties.UserId is { } userId)
+            headers["x-original-user-id"] = userId;
+        var properties = new BasicProperties(delivery.BasicProperties) { UserId = null, Expiration = null, Headers = headers };
+        await Publish("", Topology.ControlErrorQueue, properties, delivery.Body);
+    }
+
+    public Task Ack(BasicDeliverEventArgs delivery) => _consume!.BasicAckAsync(delivery.DeliveryTag, false).AsTask();
+
+    private async Task Publish(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body)
+    {
+        await _publishLock.WaitAsync();
+        try
+        {
+            await _publish!.BasicPublishAsync(exchange, routingKey, false, properties, body);
+        }
+        finally
+        {
+            _publishLock.Release();
+        }
+    }
+
+    private static BasicProperties Properties(string type, string? correlationId) => new()
+    {
+        ContentType = "application/json",
+        Type = type,
+        DeliveryMode = DeliveryModes.Transient,
+        MessageId = Guid.NewGuid().ToString(),
+        CorrelationId = correlationId,
+        Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+    };
+}
