@@ -3,6 +3,8 @@ namespace CallRouter.Messages;
 /// <summary>
 /// One finished call, for the CDR table (adapter → the CDR writer, durable and persistent). Sent once the channel is
 /// destroyed and the router's claim tally is in; the writer stores it once per call id, however often it is delivered.
+/// Call control: Controlled, AnsweredAt and ControlEnding describe a controlled call; a channel the app created for it
+/// has a record of its own (reason "created") whose ParentCallId is the call's id.
 /// </summary>
 public sealed record CallRecord(
     Guid CallId,
@@ -27,7 +29,11 @@ public sealed record CallRecord(
     string? Target,
     DateTimeOffset EndedAt,
     int? HangupCause,
-    string? HangupCauseText)
+    string? HangupCauseText,
+    bool Controlled = false,
+    DateTimeOffset? AnsweredAt = null,
+    string? ControlEnding = null,
+    Guid? ParentCallId = null)
 {
     public string Type => Topology.Types.CallRecord;
 

@@ -49,4 +49,7 @@ public static class DispositionReason
 
     /// <summary>The adapter stopped while an app controlled the call.</summary>
     public const string AdapterStopping = "adapter-stopping";
+
+    /// <summary>CDR only: a channel the controlling app created for a call (its row's parent_call_id is the call).</summary>
+    public const string Created = "created";
 }

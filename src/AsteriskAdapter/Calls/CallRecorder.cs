@@ -50,6 +50,9 @@ public sealed class CallRecorder : IDisposable
         public string? HangupCauseText;
         public bool Published;
         public string? ControlEnding;
+        public bool Controlled;
+        public DateTimeOffset? AnsweredAt;
+        public Guid? ParentCallId;
     }
 
     /// <summary>A broadcast went out: the router will decide, then send a tally.</summary>
@@ -73,6 +76,7 @@ public sealed class CallRecorder : IDisposable
         {
             draft.Status = decision.Status;
             draft.Reason = decision.Reason;
+            draft.Controlled |= decision.Reason == DispositionReason.Controlled;
             draft.Winner = decision.Winner;
             draft.ClaimedAt = decision.ClaimedAt;
             draft.Target = decision.MoveToApp is { } app ? $"app:{app}"
@@ -88,6 +92,21 @@ public sealed class CallRecorder : IDisposable
         if (_byChannel.TryGetValue(channelId, out var draft))
             lock (draft)
                 draft.HandedOverAt = _clock.GetUtcNow();
+    }
+
+    /// <summary>A channel the controlling app created for <paramref name="parentCallId"/> entered the app: it gets a record of its own.</summary>
+    public void Created(AriChannel channel, Guid parentCallId, string app, DateTimeOffset at) =>
+        Add(new Draft(Guid.NewGuid(), channel, [], at)
+        {
+            ParentCallId = parentCallId, Winner = app, Status = CallStatus.Success, Reason = DispositionReason.Created, DecidedAt = at,
+        });
+
+    /// <summary>A channel of a controlled call went Up (the first time counts).</summary>
+    public void Answered(string channelId, DateTimeOffset at)
+    {
+        if (_byChannel.TryGetValue(channelId, out var draft))
+            lock (draft)
+                draft.AnsweredAt ??= at;
     }
 
     /// <summary>A controlled call's session ended (CallControlEnded.reason).</summary>
@@ -172,7 +191,7 @@ public sealed class CallRecorder : IDisposable
         d.CallId, _options.Node, d.Channel.Id, d.Channel.Name, d.Channel.CallerNumber, d.Channel.CallerName, d.Channel.Exten,
         d.Channel.Context, d.Args, d.Channel.CreatedAt, d.BroadcastAt, d.Deadline, d.Audience, d.TallyExpected ? d.Claims : 0,
         d.Winner, d.ClaimedAt, d.HandedOverAt, d.Status ?? CallStatus.Abandoned, d.Reason ?? DispositionReason.CallerHangup,
-        d.Target, d.EndedAt!.Value, d.HangupCause, d.HangupCauseText);
+        d.Target, d.EndedAt!.Value, d.HangupCause, d.HangupCauseText, d.Controlled, d.AnsweredAt, d.ControlEnding, d.ParentCallId);
 
     private async Task Publish(CallRecord record)
     {

@@ -129,6 +129,12 @@ public sealed class CallControl(AriClient ari, AriControlClient control, Control
 
         switch (e.Type)
         {
+            case "StasisStart" when channelId != session.CallerChannelId && e.Channel is { } created:
+                recorder.Created(created, session.CallId, session.Winner, e.Timestamp);
+                break;
+            case "ChannelStateChange" when parts?.ChannelState == "Up" && channelId is not null:
+                recorder.Answered(channelId, e.Timestamp);
+                break;
             case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed" when channelId == session.CallerChannelId:
                 work.Run(() => End(session, session.Leaving ?? ControlEnding.CallerHangup, null), "end a controlled call");
                 break;

@@ -26,10 +26,12 @@ public sealed class CdrWriter(
     private const string Insert = """
         INSERT INTO call_records (call_id, node, channel_id, channel_name, caller_number, caller_name, extension, context, args,
             channel_created_at, broadcast_at, deadline, audience, audience_size, claims, winner, claimed_at, claim_latency_ms,
-            handed_over_at, decision_latency_ms, status, reason, target, ended_at, duration_s, hangup_cause, hangup_cause_text)
+            handed_over_at, decision_latency_ms, status, reason, target, ended_at, duration_s, hangup_cause, hangup_cause_text,
+            controlled, answered_at, control_ending, parent_call_id)
         VALUES (@CallId, @Node, @ChannelId, @ChannelName, @CallerNumber, @CallerName, @Extension, @Context, @Args,
             @ChannelCreatedAt, @BroadcastAt, @Deadline, @Audience, @AudienceSize, @Claims, @Winner, @ClaimedAt, @ClaimLatencyMs,
-            @HandedOverAt, @DecisionLatencyMs, @Status, @Reason, @Target, @EndedAt, @DurationS, @HangupCause, @HangupCauseText)
+            @HandedOverAt, @DecisionLatencyMs, @Status, @Reason, @Target, @EndedAt, @DurationS, @HangupCause, @HangupCauseText,
+            @Controlled, @AnsweredAt, @ControlEnding, @ParentCallId)
         ON CONFLICT (call_id) DO NOTHING
         """;
 
@@ -161,6 +163,7 @@ public sealed class CdrWriter(
             Audience = (r.Audience ?? []).ToArray(), AudienceSize = r.Audience?.Count ?? 0, r.Claims, r.Winner,
             ClaimedAt = r.ClaimedAt?.ToUniversalTime(), r.ClaimLatencyMs, HandedOverAt = r.HandedOverAt?.ToUniversalTime(), r.DecisionLatencyMs,
             r.Status, r.Reason, r.Target, EndedAt = r.EndedAt.ToUniversalTime(), r.DurationS, r.HangupCause, r.HangupCauseText,
+            r.Controlled, AnsweredAt = r.AnsweredAt?.ToUniversalTime(), r.ControlEnding, r.ParentCallId,
         }, null);
     }
 
