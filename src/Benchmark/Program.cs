@@ -22,6 +22,8 @@ var openCalls = int.Parse(Arg("--open", "10000"));
 var output = Arg("--out", "docs/benchmarks.md");
 var sagas = Arg("--sagas", "memory");
 var routerCount = int.Parse(Arg("--routers", "1"));
+var controlledRate = int.Parse(Arg("--controlled-rate", "100"));
+var controlledSeconds = int.Parse(Arg("--controlled-seconds", "10"));
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
     throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
@@ -89,6 +91,14 @@ var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^obser
 Console.WriteLine($"saturation: {inFlight} calls in flight for {saturationSeconds} s");
 var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, TimeSpan.FromSeconds(saturationSeconds), ["timeout=5000", raceFilter]));
 
+ControlledRun.Result? controlled = null;
+if (controlledRate > 0)
+{
+    Console.WriteLine($"controlled calls: bridge-dial over the bus at {controlledRate} calls/s for {controlledSeconds} s");
+    await using var dialer = new ControlledRun(broker, ari);
+    controlled = await dialer.Measure(controlledRate, controlledSeconds);
+}
+
 Console.WriteLine($"open broadcasts: {openCalls:N0} calls left open (timeout 60 s), after the router forgot the decided ones");
 await Task.Delay(TimeSpan.FromSeconds(12)); // FinishedRetention (10 s): only the open broadcasts remain in the saga repository
 var routerRssIdle = router.RssMb();
@@ -139,6 +149,8 @@ string Report()
     b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {lateness[^1]:F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
     b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB ({routerRssIdle.Now:F0} MB just before them; peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
+    if (controlled is { } c)
+        b.AppendLine($"- Controlled calls (bridge-dial over the bus, 8 commands per call) at {controlledRate}/s for {controlledSeconds} s: {c.Completed:N0} of {c.Offered:N0} completed, {c.CallsPerSecond:F0} calls/s; command round trip (app → adapter → ARI → reply, {c.RoundTripsMs.Count:N0} commands) p50 {P(c.RoundTripsMs, .5):F2} ms, p99 {P(c.RoundTripsMs, .99):F2} ms, max {(c.RoundTripsMs.Count > 0 ? c.RoundTripsMs[^1] : double.NaN):F2} ms; {c.Failures} failed flows; left on the Asterisk afterwards: {c.LeftChannels} channels, {c.LeftBridges} bridges.");
     b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
     return b.ToString();
 }
