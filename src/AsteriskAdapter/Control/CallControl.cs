@@ -200,8 +200,16 @@ public sealed class CallControl(AriClient ari, AriControlClient control, Control
         {
             recorder.ControlEnded(session.CallerChannelId, ending);
             sessions.Remove(session, ending);
-            await broker.PublishEvent(session.Winner, Topology.Types.CallControlEnded, session.CallId,
-                new CallControlEnded(session.CallId, session.Winner, ending, detail, clock.GetUtcNow()));
+            try
+            {
+                await broker.PublishEvent(session.Winner, Topology.Types.CallControlEnded, session.CallId,
+                    new CallControlEnded(session.CallId, session.Winner, ending, detail, clock.GetUtcNow()));
+            }
+            catch (Exception exception)
+            {
+                // The clean-up on Asterisk is done; only the app's notice is lost (e.g. the broker is down at shutdown).
+                logger.LogWarning("CallControlEnded for call {CallId} not published: {Error}", session.CallId, exception.Message);
+            }
         }
     }
 
