@@ -48,6 +48,7 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<AriControlClient>();
         builder.Services.AddSingleton<ControlBroker>();
         builder.Services.AddSingleton<ControlSessions>();
+        builder.Services.AddSingleton<ControlMetrics>();
         builder.Services.AddSingleton<CallControl>();
         builder.Services.AddSingleton<ControlCommandHandler>();
         builder.Services.AddSingleton<CallDispatcher>();

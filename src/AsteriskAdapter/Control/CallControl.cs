@@ -14,7 +14,7 @@ namespace CallRouter.AsteriskAdapter.Control;
 /// channels the app created are hung up and its bridges destroyed.
 /// </summary>
 public sealed class CallControl(AriClient ari, AriControlClient control, ControlBroker broker, ControlSessions sessions, LiveApps live,
-    CallRecorder recorder, AdapterMetrics metrics, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallControl> logger)
+    CallRecorder recorder, AdapterMetrics metrics, ControlMetrics controlMetrics, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallControl> logger)
 {
     /// <summary>First Stasis argument of every channel the adapter creates for a controlled call (then the call id).</summary>
     public const string CreatedMarker = "call-control";
@@ -199,6 +199,7 @@ public sealed class CallControl(AriClient ari, AriControlClient control, Control
         finally
         {
             recorder.ControlEnded(session.CallerChannelId, ending);
+            controlMetrics.Ended(ending);
             sessions.Remove(session, ending);
             try
             {

@@ -13,7 +13,7 @@ namespace CallRouter.AsteriskAdapter.Control;
 /// call.control_error; without a reply_to it can only be parked.
 /// </summary>
 public sealed partial class ControlCommandHandler(CallControl calls, AriControlClient ari, ControlBroker broker, AppOwnership ownership,
-    IOptions<AdapterOptions> options, ILogger<ControlCommandHandler> logger)
+    ControlMetrics metrics, IOptions<AdapterOptions> options, ILogger<ControlCommandHandler> logger)
 {
     /// <summary>At most this many channels and bridges per controlled call, so a runaway app cannot exhaust the box.</summary>
     public const int MaxCreatedPerCall = 16;
@@ -49,6 +49,7 @@ public sealed partial class ControlCommandHandler(CallControl calls, AriControlC
             reply = ControlReply.Fail(command?.CallId, command?.Command, ControlFailure.NodeUnavailable, $"ARI did not answer: {exception.Message}");
         }
         await broker.Reply(properties.ReplyTo, properties.CorrelationId, reply);
+        metrics.Answered(command?.Command is { } name && ControlCommands.All.Contains(name) ? name : "unknown", reply.Ok ? "ok" : reply.Reason!);
         if (reply.Reason is ControlFailure.InvalidRequest or ControlFailure.Forbidden)
             await broker.Park(delivery, $"{reply.Reason}: {reply.Detail}");
         else
@@ -67,6 +68,7 @@ public sealed partial class ControlCommandHandler(CallControl calls, AriControlC
         }
         await broker.Reply(properties.ReplyTo, properties.CorrelationId, ControlReply.Fail(command?.CallId, command?.Command, ControlFailure.NodeUnavailable,
             $"no adapter serves route '{delivery.RoutingKey}': its Asterisk or adapter is down, or the route is not one a CallControlStarted gave"));
+        metrics.Answered(command?.Command is { } name && ControlCommands.All.Contains(name) ? name : "unknown", ControlFailure.NodeUnavailable);
         await broker.Ack(delivery);
     }
 

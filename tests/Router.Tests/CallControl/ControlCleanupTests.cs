@@ -22,6 +22,13 @@ public sealed class ControlCleanupTests : RoutingTest
         Assert.Empty(Stack.Ari.Bridges);
         Assert.Empty(Stack.Ari.LiveChannels);
         Assert.Equal(ControlFailure.NotInCall, (await call.Do(new ControlCall(call.CallId, ControlCommands.Answer))).Reason);
+        var metrics = await Scrape.Of(Stack.Adapter!);
+        Assert.Equal(1, metrics["callrouter_adapter_control_endings_total{reason=\"caller-hangup\"}"]);
+        Assert.Equal(0, metrics["callrouter_adapter_controlled_calls"]);
+        Assert.Equal(1, metrics["callrouter_adapter_control_commands_total{command=\"createChannel\",outcome=\"ok\"}"]);
+        Assert.Equal(2, metrics["callrouter_adapter_control_commands_total{command=\"addChannel\",outcome=\"ok\"}"]);
+        Assert.Equal(1, metrics["callrouter_adapter_control_commands_total{command=\"answer\",outcome=\"not-in-call\"}"]);
+        Assert.Equal(1, metrics["callrouter_adapter_endings_total{reason=\"controlled\",status=\"SUCCESS\"}"]);
     }
 
     [Fact]
