@@ -42,6 +42,22 @@ public sealed class AdapterOptions
     /// </summary>
     public TimeSpan TallyWait { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// One ARI request on the call path gives up after this (an answer slower than this is taken as a failure and
+    /// retried, see <see cref="AriRequestRetries"/>). Much shorter than a call's timeout, so a hung Asterisk or proxy
+    /// cannot hold a call.
+    /// </summary>
+    public TimeSpan AriRequestTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Retries of an idempotent ARI request (variable set, continue) that failed with 5xx, a reset or a timeout.</summary>
+    public int AriRequestRetries { get; set; } = 2;
+
+    /// <summary>
+    /// A handover (variables, then continue or move, retries included) that has not succeeded within this gives up and
+    /// the call falls back to the dialplan as FAILED/ari-error.
+    /// </summary>
+    public TimeSpan HandoverTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Parallel ARI requests at most.</summary>
     public int MaxAriConnections { get; set; } = 64;
 }

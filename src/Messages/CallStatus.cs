@@ -40,4 +40,7 @@ public static class DispositionReason
     public const string RouterNoAnswer = "router-no-answer";
     public const string AdapterRestarted = "adapter-restarted";
     public const string MoveFailed = "move-failed";
+
+    /// <summary>ARI kept failing (5xx, timeout, reset) while the adapter handed the call over; ROUTER_DETAIL says what failed.</summary>
+    public const string AriError = "ari-error";
 }

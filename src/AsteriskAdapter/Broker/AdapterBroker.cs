@@ -104,17 +104,16 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         }
     }
 
-    public async Task PublishCallEnded(CallEnded ended)
+    /// <summary>
+    /// A call event the router (or an app) must not miss, on the confirmed channel: returns once the broker has taken
+    /// it, throws if it did not (the <see cref="BrokerOutbox"/> retries).
+    /// </summary>
+    public async Task PublishConfirmed(OutboundMessage message)
     {
-        await _publishLock.WaitAsync();
-        try
-        {
-            await _publish!.BasicPublishAsync(Topology.EventExchange, "", false, Properties(Topology.Types.CallEnded, ended.CallId, null), Wire.Serialize(ended));
-        }
-        finally
-        {
-            _publishLock.Release();
-        }
+        var properties = Properties(message.Type, message.CallId, message.Expires is { } expires
+            ? Math.Max(1, (long)(expires - DateTimeOffset.UtcNow).TotalMilliseconds) : null);
+        await (_records ?? throw new InvalidOperationException("not connected to RabbitMQ yet"))
+            .BasicPublishAsync(message.Exchange, message.RoutingKey, false, properties, message.Body);
     }
 
     /// <summary>A finished call's record: persistent, and confirmed by the broker before this returns (throws if it is not).</summary>

@@ -13,6 +13,9 @@ public sealed class OpenCall(Guid callId, string channelId, BroadcastOptions opt
     public DateTimeOffset BroadcastAt { get; } = broadcastAt;
     public DateTimeOffset Deadline { get; } = deadline;
 
+    /// <summary>The app the router's decision named (kept for a failed move's FAILED handover and CDR).</summary>
+    public string? Winner { get; set; }
+
     /// <summary>Set while a move to the winner's app waits for Asterisk to confirm it.</summary>
     public volatile bool Moving;
 

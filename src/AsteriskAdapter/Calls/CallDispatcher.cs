@@ -33,22 +33,33 @@ public sealed class CallDispatcher : BackgroundService
     private readonly AdapterOptions _options;
     private readonly ILogger<CallDispatcher> _logger;
     private readonly DueQueue<OpenCall> _fallbacks;
-    private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
+    private readonly BrokerOutbox _outbox;
 
-    public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
+    /// <summary>
+    /// Channels failed at (re)connect as left behind, whose StasisStart may still arrive on the new socket: kept only
+    /// until then, their StasisEnd, or the next reconnect (which replaces the set), so it never grows.
+    /// </summary>
+    private ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
+
+    /// <summary>Channels being failed at once right now (not in the book): a reconnect must not fail them a second time.</summary>
+    private readonly ConcurrentDictionary<string, bool> _failing = new(StringComparer.Ordinal);
+
+    public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, BrokerOutbox outbox, CallHandover handover, LiveApps live,
         HeartbeatReader heartbeats, AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics,
         TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger)
     {
-        (_events, _ari, _broker, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
-            (events, ari, broker, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
+        (_events, _ari, _broker, _outbox, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
+            (events, ari, broker, outbox, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await _broker.Start(OnCommand, OnHeartbeat, stoppingToken);
+        var outbox = _outbox.Run(stoppingToken);
         await _events.Run(Recover, OnEvent, stoppingToken);
         await _work.Drain();
+        await outbox;
     }
 
     public override void Dispose()
@@ -67,8 +78,10 @@ public sealed class CallDispatcher : BackgroundService
                 await Offer(channel, e.Args, e.AsteriskId ?? "");
                 break;
             case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed":
+                if (e.Type != "ChannelHangupRequest")
+                    _recovered.TryRemove(channel.Id, out _);
                 if (_book.TryGetByChannel(channel.Id, out var call))
-                    await Abandon(call, e.Type);
+                    Abandon(call, e.Type);
                 if (e.Type == "ChannelDestroyed")
                     _recorder.Destroyed(channel.Id, e.Timestamp, e.Cause, e.CauseText);
                 break;
@@ -77,9 +90,10 @@ public sealed class CallDispatcher : BackgroundService
                 {
                     moving.Moving = false;
                     _book.Remove(moving);
-                    _metrics.Failed(DispositionReason.MoveFailed);
-                    _work.Run(() => _handover.Execute(channel.Id, moving.CallId,
-                        new Decision(CallStatus.Failed, DispositionReason.MoveFailed, Detail: $"app '{e.Destination}' is not connected")), "move fallback");
+                    // The winner stays in the CDR and in ROUTER_WINNER: it was told `accepted`.
+                    var decision = new Decision(CallStatus.Failed, DispositionReason.MoveFailed, moving.Winner, moving.Options.Args,
+                        $"app '{e.Destination}' is not connected");
+                    _work.Run(async () => Ended(moving, await _handover.Execute(channel.Id, moving.CallId, decision)), "move fallback");
                 }
                 break;
         }
@@ -134,10 +148,20 @@ public sealed class CallDispatcher : BackgroundService
     private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
     {
         _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
-        _metrics.Failed(reason);
         var callId = Guid.NewGuid();
         _recorder.NotOffered(channel, callId, args);
-        _work.Run(() => _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
+        _failing[channel.Id] = true;
+        _work.Run(async () =>
+        {
+            try
+            {
+                Ended(null, await _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)));
+            }
+            finally
+            {
+                _failing.TryRemove(channel.Id, out _);
+            }
+        }, "fail at once");
     }
 
     /// <summary>Hear the channel's ChannelDestroyed even after it leaves Stasis, for its CDR.</summary>
@@ -147,11 +171,12 @@ public sealed class CallDispatcher : BackgroundService
             _recorder.Destroyed(channelId, _clock.GetUtcNow(), null, null);
     }
 
-    private async Task Abandon(OpenCall call, string eventType)
+    private void Abandon(OpenCall call, string eventType)
     {
         if (call.Moving && eventType == "StasisEnd")
         {
             _book.Remove(call);
+            _metrics.HandedOver(CallStatus.Success, DispositionReason.Claimed, _clock.GetUtcNow() - call.BroadcastAt);
             return;
         }
         _book.Remove(call);
@@ -160,18 +185,20 @@ public sealed class CallDispatcher : BackgroundService
         _logger.LogInformation("Call {CallId} ABANDONED ({Event})", call.CallId, eventType);
         _recorder.Abandoned(call.ChannelId);
         _metrics.Ended(CallStatus.Abandoned, DispositionReason.CallerHangup);
-        await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow()));
+        // Queued, not awaited: a broker hiccup must not stall or tear down the ARI event loop.
+        _outbox.Enqueue(OutboundMessage.For(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow())));
     }
 
     private async Task FallBack(OpenCall call)
     {
         if (!call.TryFinish())
             return;
-        _book.Remove(call);
         _logger.LogWarning("Call {CallId}: no word from the router {Grace} ms after the deadline; falling back", call.CallId, _options.FallbackGrace.TotalMilliseconds);
-        var handedOver = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
-        Ended(call, CallStatus.Timeout, DispositionReason.RouterNoAnswer, handedOver);
-        await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow()));
+        // The call stays in the book while it is handed over, so a reconnect meanwhile does not take it for a leftover.
+        var result = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        _book.Remove(call);
+        Ended(call, result);
+        _outbox.Enqueue(OutboundMessage.For(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow())));
     }
 
     private async Task OnCommand(BasicDeliverEventArgs delivery)
@@ -201,17 +228,18 @@ public sealed class CallDispatcher : BackgroundService
         {
             var decision = new Decision(command.Status, command.Reason ?? "", command.Winner, call.Options.Args,
                 Target: command.Target, MoveToApp: command.MoveToApp, AppArgs: command.AppArgs, ClaimedAt: command.ClaimedAt);
+            call.Winner = command.Winner;
             call.Moving = command.MoveToApp is not null;
+            // The call stays in the book while it is handed over, so a reconnect meanwhile does not take it for a leftover.
+            // A move whose answer was lost went through if its StasisEnd removed the call from the book meanwhile.
+            var result = await _handover.Execute(call.ChannelId, call.CallId, decision, moved: () => !_book.TryGetByChannel(call.ChannelId, out _));
+            if (call.Moving && (!result.HandedOver || result.Final.MoveToApp is null))
+                call.Moving = false; // not moved (gone, or fallen back to the dialplan): nothing more to wait for
             if (!call.Moving)
                 _book.Remove(call);
-            try
-            {
-                Ended(call, command.Status, decision.Reason, await _handover.Execute(call.ChannelId, call.CallId, decision));
-            }
-            catch (Exception exception)
-            {
-                _logger.LogError(exception, "Handover of call {CallId} failed", call.CallId);
-            }
+            // A move is counted when its StasisEnd confirms it (an ApplicationMoveFailed may come instead).
+            if (!call.Moving)
+                Ended(call, result);
         }
         await _broker.Ack(delivery);
     }
@@ -235,9 +263,13 @@ public sealed class CallDispatcher : BackgroundService
         await _broker.Ack(delivery);
     }
 
-    private void Ended(OpenCall call, string status, string reason, bool handedOver)
+    /// <summary>Counts how a call left the app (a broadcast call also records its decision latency).</summary>
+    private void Ended(OpenCall? call, HandoverResult result)
     {
-        if (handedOver)
+        var (status, reason) = (result.Final.Status, result.Final.Reason);
+        if (status == CallStatus.Failed)
+            _metrics.Failed(reason);
+        else if (result.HandedOver && call is not null)
             _metrics.HandedOver(status, reason, _clock.GetUtcNow() - call.BroadcastAt);
         else
             _metrics.Ended(status, reason);
@@ -271,12 +303,14 @@ public sealed class CallDispatcher : BackgroundService
             _logger.LogWarning("Could not list channels to recover: {Error}", exception.Message);
             return;
         }
+        var recovered = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        _recovered = recovered;
         foreach (var channel in channels)
         {
             var inOurApp = channel.AppName == "Stasis" && channel.AppData.Split(',')[0] == _options.App;
-            if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || channel.CreatedAt >= connectedAt)
+            if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || _failing.ContainsKey(channel.Id) || channel.CreatedAt >= connectedAt)
                 continue;
-            _recovered[channel.Id] = true;
+            recovered[channel.Id] = true;
             FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run");
         }
 
