@@ -43,6 +43,9 @@ public sealed class RoutingStack : IAsyncLifetime
 
     public AriSimulatorOptions? SimulatorOptions { get; set; }
 
+    /// <summary>Extra logging for adapters this stack starts (e.g. a provider that keeps every line for a test to read).</summary>
+    public Action<ILoggingBuilder>? ConfigureAdapterLogging { get; set; }
+
     /// <summary>Routers write CDRs to <paramref name="database"/>; with <paramref name="sagas"/>, saga state lives there too.</summary>
     public void UsePostgres(TestDatabase database, bool sagas)
     {
@@ -101,6 +104,7 @@ public sealed class RoutingStack : IAsyncLifetime
         builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(AdapterSettings)
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        ConfigureAdapterLogging?.Invoke(builder.Logging);
         builder.AddAsteriskAdapter();
         var adapter = builder.Build();
         await adapter.StartAsync();
