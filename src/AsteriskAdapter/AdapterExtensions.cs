@@ -25,6 +25,10 @@ public static class AdapterExtensions
             () => sp.GetRequiredService<AdapterBroker>().IsConnected ? null : "RabbitMQ connection is not open"));
         builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("ari",
             () => sp.GetRequiredService<AriEventStream>().IsConnected ? null : "ARI WebSocket is not connected"));
+        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("apps", () =>
+            sp.GetRequiredService<LiveApps>() is { Knows: false } live
+                ? live.KnownFrom is { } from ? $"learning which apps are live from their heartbeats (until {from:HH:mm:ss.fff} UTC)" : "not hearing heartbeats yet"
+                : null));
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<AdapterOptions>().BindConfiguration(AdapterOptions.Section)
             .Validate(o => Wire.IsValidAppName(o.Node.Replace('.', '-')), "Adapter:Node must be letters, digits, '-', '_' or '.'")

@@ -27,6 +27,13 @@ public sealed class AdapterOptions
     /// <summary>An app is live while its last heartbeat is younger than this.</summary>
     public TimeSpan AppLivenessTimeout { get; set; } = TimeSpan.FromSeconds(6);
 
+    /// <summary>
+    /// After it starts (or reconnects to RabbitMQ) the adapter learns for this long which apps are live before it fails
+    /// a call as no-live-app (such a call waits, and is offered as soon as a matching app is heard); /health/ready says
+    /// not ready meanwhile. Unset: <see cref="AppLivenessTimeout"/>, within which every live app has heartbeated.
+    /// </summary>
+    public TimeSpan? AppWarmup { get; set; }
+
     /// <summary>Where a claimed call continues when the claim names no target; unset = the next priority.</summary>
     public DialplanTarget? DefaultTarget { get; set; }
 

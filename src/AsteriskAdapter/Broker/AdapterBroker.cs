@@ -24,7 +24,9 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     public string CommandErrorQueue => CommandQueue + "_error";
     public string HeartbeatErrorQueue => Topology.HeartbeatExchange + "_error";
 
-    public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, CancellationToken cancellationToken)
+    /// <param name="onRecovered">Runs after the connection recovered (its consumers, heartbeats included, resumed).</param>
+    public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, Action onRecovered,
+        CancellationToken cancellationToken)
     {
         var b = broker.Value;
         var factory = new ConnectionFactory
@@ -40,6 +42,12 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
             ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
         };
         _connection = await factory.CreateConnectionAsync(cancellationToken);
+        _connection.RecoverySucceededAsync += (_, _) =>
+        {
+            logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);
+            onRecovered();
+            return Task.CompletedTask;
+        };
         _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _records = await _connection.CreateChannelAsync(new CreateChannelOptions(

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Observability;
@@ -41,6 +42,11 @@ public sealed class CallDispatcher : BackgroundService
     /// </summary>
     private ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
 
+    /// <summary>Calls that found no live app while the adapter was still learning which apps are live; offered once it knows.</summary>
+    private readonly ConcurrentDictionary<string, bool> _held = new(StringComparer.Ordinal);
+
+    private CancellationToken _stopping;
+
     /// <summary>Channels being failed at once right now (not in the book): a reconnect must not fail them a second time.</summary>
     private readonly ConcurrentDictionary<string, bool> _failing = new(StringComparer.Ordinal);
 
@@ -55,7 +61,9 @@ public sealed class CallDispatcher : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await _broker.Start(OnCommand, OnHeartbeat, stoppingToken);
+        _stopping = stoppingToken;
+        await _broker.Start(OnCommand, OnHeartbeat, _live.StartLearning, stoppingToken);
+        _live.StartLearning();
         var outbox = _outbox.Run(stoppingToken);
         await _events.Run(Recover, OnEvent, stoppingToken);
         await _work.Drain();
@@ -80,6 +88,13 @@ public sealed class CallDispatcher : BackgroundService
             case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed":
                 if (e.Type != "ChannelHangupRequest")
                     _recovered.TryRemove(channel.Id, out _);
+                if (_held.TryRemove(channel.Id, out _))
+                {
+                    // Hung up while held: never broadcast, so it ends here (and gets its CDR).
+                    _recorder.NotOffered(channel, Guid.NewGuid(), null);
+                    _recorder.Abandoned(channel.Id);
+                    _metrics.Ended(CallStatus.Abandoned, DispositionReason.CallerHangup);
+                }
                 if (_book.TryGetByChannel(channel.Id, out var call))
                     Abandon(call, e.Type);
                 if (e.Type == "ChannelDestroyed")
@@ -119,6 +134,24 @@ public sealed class CallDispatcher : BackgroundService
             return;
         }
         var audience = _live.Matching(filter);
+        if (audience.Count == 0 && !_live.Knows)
+        {
+            // Just (re)connected to RabbitMQ: an app may be live but not heard yet. Wait for it, at most one liveness window.
+            _held[channel.Id] = true;
+            _work.Run(async () =>
+            {
+                await _live.WaitForMatch(filter, _stopping);
+                if (_held.TryRemove(channel.Id, out _))
+                    await Broadcast(channel, options, filter, asteriskId);
+            }, "call held until live apps are known");
+            return;
+        }
+        await Broadcast(channel, options, filter, asteriskId, audience);
+    }
+
+    private async Task Broadcast(AriChannel channel, BroadcastOptions options, Regex? filter, string asteriskId, List<string>? audience = null)
+    {
+        audience ??= _live.Matching(filter);
         if (audience.Count == 0)
         {
             FailAtOnce(channel, DispositionReason.NoLiveApp,
