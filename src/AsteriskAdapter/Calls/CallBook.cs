@@ -42,6 +42,9 @@ public sealed class CallBook
 
     public bool TryGetByChannel(string channelId, out OpenCall call) => _byChannel.TryGetValue(channelId, out call!);
 
+    /// <summary>Every call in the book (walks it: for reconnects, not the call path).</summary>
+    public IReadOnlyList<OpenCall> All() => [.. _byId.Values];
+
     /// <summary>Calls broadcast and not yet ended (walks the book: for scrapes, not the call path).</summary>
     public int CountOpen()
     {

@@ -47,6 +47,9 @@ public sealed class CallDispatcher : BackgroundService
 
     private CancellationToken _stopping;
 
+    /// <summary>Entries in the recovered-channel set (for tests: it must not grow).</summary>
+    internal int RecoveredCount => _recovered.Count;
+
     /// <summary>Channels being failed at once right now (not in the book): a reconnect must not fail them a second time.</summary>
     private readonly ConcurrentDictionary<string, bool> _failing = new(StringComparer.Ordinal);
 
@@ -350,6 +353,10 @@ public sealed class CallDispatcher : BackgroundService
         // Calls from before this connection whose CDR is still open: those that ended while the event socket was down
         // get their end now (cause unknown); the others are subscribed again, in case Asterisk dropped the subscriptions.
         var alive = channels.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        // Calls whose channel went away while the socket was down (their StasisEnd was never heard) leave the book now.
+        foreach (var call in _book.All())
+            if (!alive.Contains(call.ChannelId) && call.BroadcastAt < connectedAt)
+                Abandon(call, "ChannelDestroyed");
         foreach (var channelId in _recorder.OpenChannels(before: connectedAt))
         {
             if (!alive.Contains(channelId))
