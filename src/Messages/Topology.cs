@@ -3,7 +3,7 @@ namespace CallRouter.Messages;
 /// <summary>Every exchange, queue, routing key and AMQP type name on the wire, in one place (README: "Wire contract").</summary>
 public static class Topology
 {
-    /// <summary>Topic exchange; routing key = app name. Carries CallBroadcast and CallClaimed to apps.</summary>
+    /// <summary>Topic exchange; routing key = app name. Carries CallBroadcast, CallClaimed and CallFailed to apps.</summary>
     public const string BroadcastExchange = "call.broadcasts";
 
     /// <summary>Fanout exchange apps publish ClaimCall to.</summary>
@@ -71,5 +71,6 @@ public static class Topology
         public const string AppHeartbeat = nameof(Messages.AppHeartbeat);
         public const string CallRecord = nameof(Messages.CallRecord);
         public const string ClaimTally = nameof(Messages.ClaimTally);
+        public const string CallFailed = nameof(Messages.CallFailed);
     }
 }

@@ -40,7 +40,7 @@ public sealed class AriFaultTests : RoutingTest
     [Fact]
     public async Task Under_load_with_ari_faults_and_websocket_drops_every_call_leaves_stasis_with_the_expected_status()
     {
-        await Stack.AddApp("sales");
+        var sales = await Stack.AddApp("sales");
         var faults = new ConcurrentDictionary<string, Fault>();
         var attempts = new ConcurrentDictionary<(string, string), int>();
         Stack.Ari.Faults = (operation, channelId) =>
@@ -114,6 +114,11 @@ public sealed class AriFaultTests : RoutingTest
         Assert.Equal(ariErrors, scrape["callrouter_adapter_failed_total{reason=\"ari-error\"}"]);
         Assert.Equal(0, scrape["callrouter_adapter_handovers_stuck_total"]);
         Assert.Equal(2, scrape["callrouter_adapter_ari_reconnects_total"]);
+
+        // The winner was told `accepted` for every call; it hears of each one that fell back FAILED.
+        await Eventually.True(() => sales.FailedNotices.Count == ariErrors, TimeSpan.FromSeconds(10),
+            $"the winner heard of {sales.FailedNotices.Count} failed calls, not {ariErrors}");
+        Assert.All(sales.FailedNotices, n => Assert.Equal((CallStatus.Failed, DispositionReason.AriError), (n.Status, n.Reason)));
     }
 
     [Fact]

@@ -12,6 +12,10 @@ public sealed record OutboundMessage(string Exchange, string RoutingKey, string 
     /// <summary>CallEnded for the router (the adapter ended a broadcast itself).</summary>
     public static OutboundMessage For(CallEnded ended) =>
         new(Topology.EventExchange, "", Topology.Types.CallEnded, ended.CallId, Wire.Serialize(ended));
+
+    /// <summary>CallFailed for the winner's queue (the app was told `accepted`).</summary>
+    public static OutboundMessage For(CallFailed failed) =>
+        new(Topology.BroadcastExchange, failed.Winner, Topology.Types.CallFailed, failed.CallId, Wire.Serialize(failed));
 }
 
 /// <summary>

@@ -111,7 +111,12 @@ public sealed class CallDispatcher : BackgroundService
                     // The winner stays in the CDR and in ROUTER_WINNER: it was told `accepted`.
                     var decision = new Decision(CallStatus.Failed, DispositionReason.MoveFailed, moving.Winner, moving.Options.Args,
                         $"app '{e.Destination}' is not connected");
-                    _work.Run(async () => Ended(moving, await _handover.Execute(channel.Id, moving.CallId, decision)), "move fallback");
+                    _work.Run(async () =>
+                    {
+                        var result = await _handover.Execute(channel.Id, moving.CallId, decision);
+                        Ended(moving, result);
+                        TellWinner(moving, result.Final);
+                    }, "move fallback");
                 }
                 break;
         }
@@ -276,6 +281,7 @@ public sealed class CallDispatcher : BackgroundService
             // A move is counted when its StasisEnd confirms it (an ApplicationMoveFailed may come instead).
             if (!call.Moving)
                 Ended(call, result);
+            TellWinner(call, result.Final);
         }
         await _broker.Ack(delivery);
     }
@@ -297,6 +303,14 @@ public sealed class CallDispatcher : BackgroundService
         }
         _recorder.Tallied(tally.CallId, tally.Claims);
         await _broker.Ack(delivery);
+    }
+
+    /// <summary>A winner told `accepted` whose call went back to the dialplan FAILED hears so (CallFailed on its queue).</summary>
+    private void TellWinner(OpenCall call, Decision final)
+    {
+        if (call.Winner is not { } winner || final.Status != CallStatus.Failed)
+            return;
+        _outbox.Enqueue(OutboundMessage.For(new CallFailed(call.CallId, call.ChannelId, winner, final.Status, final.Reason, final.Detail, _clock.GetUtcNow())));
     }
 
     /// <summary>Counts how a call left the app (a broadcast call also records its decision latency).</summary>
