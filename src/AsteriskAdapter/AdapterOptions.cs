@@ -15,8 +15,14 @@ public sealed class AdapterOptions
     /// <summary>The Stasis app name the dialplan sends calls to.</summary>
     public string App { get; set; } = "call-router";
 
-    /// <summary>This Asterisk's node id: the routing key router commands for its channels carry.</summary>
-    public string Node { get; set; } = Environment.GetEnvironmentVariable("ROUTER_NODE") ?? "asterisk-1";
+    /// <summary>The node id used when none is configured.</summary>
+    public const string DefaultNode = "asterisk-1";
+
+    /// <summary>
+    /// This Asterisk's node id: the routing key router commands for its channels carry. Unique per adapter: two
+    /// adapters with one node id share one command queue and take each other's decisions.
+    /// </summary>
+    public string Node { get; set; } = Environment.GetEnvironmentVariable("ROUTER_NODE") ?? DefaultNode;
 
     /// <summary>Broadcast timeout when the dialplan gives none (StasisBroadcast's default is 500 ms).</summary>
     public int DefaultTimeoutMs { get; set; } = 2000;

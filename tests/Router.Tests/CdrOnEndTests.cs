@@ -33,6 +33,27 @@ public sealed class CdrOnEndTests : PostgresStackTest
     }
 
     [Fact]
+    public async Task A_call_caught_by_an_adapter_restart_keeps_its_broadcast_id_on_the_channel_and_in_its_cdr()
+    {
+        var sales = await Stack.AddApp("sales", autoClaim: false);
+        var offered = new TaskCompletionSource<CallBroadcast>(TaskCreationOptions.RunContinuationsAsynchronously);
+        sales.BroadcastReceived += b => offered.TrySetResult(b);
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=30000"]);
+        var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Eventually.True(() => channel.Variables.ContainsKey("ROUTER_CALL_ID"), TimeSpan.FromSeconds(10), "the call id never reached the channel");
+
+        await Stack.StopAdapter();
+        await Stack.StartAdapter();
+        await channel.Destroyed.WaitAsync(TimeSpan.FromSeconds(10));
+        await WaitForCdrs(1, TimeSpan.FromSeconds(15));
+
+        Assert.Equal(DispositionReason.AdapterRestarted, channel.Variables["ROUTER_REASON"]);
+        Assert.Equal(broadcast.CallId.ToString(), channel.Variables["ROUTER_CALL_ID"]);
+        var row = Assert.Single(await Cdrs());
+        Assert.Equal((broadcast.CallId, CallStatus.Failed, DispositionReason.AdapterRestarted), (row.CallId, row.Status, row.Reason));
+    }
+
+    [Fact]
     public async Task A_failed_move_keeps_its_winner_in_the_cdr_and_the_winner_hears_call_failed()
     {
         var sales = await Stack.AddApp("sales", autoClaim: false);

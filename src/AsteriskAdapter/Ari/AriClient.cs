@@ -113,6 +113,19 @@ public sealed class AriClient : IDisposable
     public Task<AriOutcome> Subscribe(string app, string channelId) =>
         Post(_idempotent, CancellationToken.None, $"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
 
+    /// <summary>A channel variable's value; null when the channel or the variable does not exist.</summary>
+    public async Task<string?> GetVariable(string channelId, string name, CancellationToken cancellationToken)
+    {
+        using var response = await _http.GetAsync(
+            $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}", cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+            return null;
+        response.EnsureSuccessStatusCode();
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken);
+        return document.RootElement.TryGetProperty("value", out var value) ? value.GetString() : null;
+    }
+
     /// <summary>Live channels, as ARI lists them.</summary>
     public async Task<IReadOnlyList<AriChannel>> ListChannels(CancellationToken cancellationToken)
     {

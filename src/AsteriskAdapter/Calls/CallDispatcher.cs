@@ -65,6 +65,9 @@ public sealed class CallDispatcher : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
+        if (_options.Node == AdapterOptions.DefaultNode && !_options.AriUrl.IsLoopback)
+            _logger.LogWarning("Adapter__Node is the default '{Node}' while ARI is remote ({Host}): with several Asterisks, give each adapter its own node id, or they share one command queue and take each other's decisions",
+                _options.Node, _options.AriUrl.Host);
         await _broker.Start(OnCommand, OnHeartbeat, _live.StartLearning, stoppingToken);
         _live.StartLearning();
         var outbox = _outbox.Run(stoppingToken);
@@ -174,6 +177,9 @@ public sealed class CallDispatcher : BackgroundService
             channel.Exten, channel.Context, options.Args, _options.Node, asteriskId, options.Filter, options.NotifyClaimed,
             audience, channel.CreatedAt, now, call.Deadline, options.TimeoutMs);
         _recorder.Offered(channel, broadcast);
+        // The call id on the channel at once (off the call path): an adapter restarted while the call waits finds it
+        // there and fails the call under the id its broadcast, its claims and its CDR carry.
+        _work.Run(() => MarkCallId(channel.Id, call.CallId), "call id on the channel");
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
@@ -186,10 +192,23 @@ public sealed class CallDispatcher : BackgroundService
         _fallbacks.Add(call.Deadline + _options.FallbackGrace, call);
     }
 
-    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
+    private async Task MarkCallId(string channelId, Guid callId)
+    {
+        try
+        {
+            await _ari.SetVariable(channelId, CallHandover.CallIdVariable, callId.ToString(), _stopping);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !_stopping.IsCancellationRequested)
+        {
+            // Only a restart would miss it (the call would then get a new id); the handover sets it again.
+            _logger.LogDebug("Could not set {Variable} on channel {ChannelId} early: {Error}", CallHandover.CallIdVariable, channelId, exception.Message);
+        }
+    }
+
+    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null, Guid? knownCallId = null)
     {
         _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
-        var callId = Guid.NewGuid();
+        var callId = knownCallId ?? Guid.NewGuid();
         _recorder.NotOffered(channel, callId, args);
         _failing[channel.Id] = true;
         _work.Run(async () =>
@@ -340,6 +359,20 @@ public sealed class CallDispatcher : BackgroundService
         await _broker.Ack(delivery);
     }
 
+    /// <summary>The call id an earlier adapter run put on the channel when it broadcast the call, if any.</summary>
+    private async Task<Guid?> CallIdOn(string channelId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return Guid.TryParse(await _ari.GetVariable(channelId, CallHandover.CallIdVariable, cancellationToken), out var id) ? id : null;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning("Could not read {Variable} of channel {ChannelId}: {Error}", CallHandover.CallIdVariable, channelId, exception.Message);
+            return null;
+        }
+    }
+
     /// <summary>Channels still in the app from before this connection have no broadcast behind them: fall them back now.</summary>
     private async Task Recover(DateTimeOffset connectedAt, CancellationToken cancellationToken)
     {
@@ -361,7 +394,8 @@ public sealed class CallDispatcher : BackgroundService
             if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || _failing.ContainsKey(channel.Id) || channel.CreatedAt >= connectedAt)
                 continue;
             recovered[channel.Id] = true;
-            FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run");
+            FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run",
+                knownCallId: await CallIdOn(channel.Id, cancellationToken));
         }
 
         // Calls from before this connection whose CDR is still open: those that ended while the event socket was down
