@@ -15,15 +15,17 @@ namespace CallRouter.Tests;
 /// </summary>
 public sealed class AriFaultTests : RoutingTest
 {
-    private static readonly TimeSpan Slow = TimeSpan.FromSeconds(2);
+    // Slower than the request timeout, which is generous: the test machine may be loaded, and a spurious timeout
+    // would turn an expected SUCCESS into an ari-error.
+    private static readonly TimeSpan Slow = TimeSpan.FromSeconds(3);
     private readonly ITestOutputHelper _output;
 
     public AriFaultTests(ITestOutputHelper output)
     {
         _output = output;
-        Stack.AdapterSettings["Adapter:AriRequestTimeout"] = "00:00:00.300";
+        Stack.AdapterSettings["Adapter:AriRequestTimeout"] = "00:00:01";
         Stack.AdapterSettings["Adapter:AriRequestRetries"] = "2";
-        Stack.AdapterSettings["Adapter:HandoverTimeout"] = "00:00:01.500";
+        Stack.AdapterSettings["Adapter:HandoverTimeout"] = "00:00:04";
     }
 
     /// <summary>What ARI does to a call's requests, and how the call must leave.</summary>
@@ -69,7 +71,7 @@ public sealed class AriFaultTests : RoutingTest
             var id = $"fault-{i}";
             var fault = kinds[i % kinds.Length];
             faults[id] = fault;
-            channels.Add((Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=1500"], channelId: id), fault));
+            channels.Add((Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"], channelId: id), fault));
             if (i is 100 or 200)
                 Stack.Ari.DisconnectApp(RoutingStack.StasisApp); // the adapter reconnects by itself
             await Task.Delay(10);
@@ -97,7 +99,7 @@ public sealed class AriFaultTests : RoutingTest
                 ariErrors++;
                 Assert.Equal(CallStatus.Failed, channel.Variables[CallHandover.StatusVariable]);
                 Assert.Equal(DispositionReason.AriError, channel.Variables[CallHandover.ReasonVariable]);
-                Assert.StartsWith("SUCCESS/claimed handover failed: ARI POST", channel.Variables[CallHandover.DetailVariable]);
+                Assert.StartsWith("SUCCESS/claimed handover failed: ", channel.Variables[CallHandover.DetailVariable]);
             }
             else
             {
