@@ -8,7 +8,10 @@ public sealed class AdapterOptions
     public const string Section = "Adapter";
 
     /// <summary>ARI base address, ending in /ari/.</summary>
-    public Uri AriUrl { get; set; } = new(Environment.GetEnvironmentVariable("ARI_URL") ?? "http://localhost:8088/ari/");
+    public Uri AriUrl { get; set; } = new(Environment.GetEnvironmentVariable("ARI_URL") ?? DefaultAriUrl);
+
+    /// <summary>The ARI address used when none is configured.</summary>
+    public const string DefaultAriUrl = "http://localhost:8088/ari/";
     public string AriUser { get; set; } = Environment.GetEnvironmentVariable("ARI_USER") ?? "router";
     public string AriPassword { get; set; } = Environment.GetEnvironmentVariable("ARI_PASSWORD") ?? "secret";
 

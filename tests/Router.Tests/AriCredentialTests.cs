@@ -17,7 +17,7 @@ public sealed class AriCredentialTests : RoutingTest
     {
         Stack.SimulatorOptions = new AriSimulatorOptions { Password = Password };
         Stack.AdapterSettings["Adapter:AriPassword"] = Password;
-        Stack.AdapterSettings["Adapter:AriRequestTimeout"] = "00:00:00.300";
+        Stack.AdapterSettings["Adapter:AriRequestTimeout"] = "00:00:01";
         Stack.ConfigureAdapterLogging = logging => logging.AddProvider(_lines).AddFilter<LineCollector>(null, LogLevel.Trace);
     }
 
@@ -28,12 +28,12 @@ public sealed class AriCredentialTests : RoutingTest
         // Error paths log too: a failing request, a dropped WebSocket and its reconnect.
         var failed = 0;
         Stack.Ari.Faults = (operation, _) => operation == "continue" && Interlocked.Increment(ref failed) == 1 ? new AriFault(AriFaultKind.ServerError) : null;
-        var first = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=500"]);
+        var first = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         await first.Handover.WaitAsync(TimeSpan.FromSeconds(10));
         Stack.Ari.DisconnectApp(RoutingStack.StasisApp);
         await Eventually.True(() => Stack.Ari.EventRequests.Count >= 2, TimeSpan.FromSeconds(10), "the adapter never reconnected");
         await Stack.Ari.WaitForAppAsync(RoutingStack.StasisApp, TimeSpan.FromSeconds(10));
-        var second = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=500"]);
+        var second = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         await second.Handover.WaitAsync(TimeSpan.FromSeconds(10));
 
         Assert.Equal(CallStatus.Success, first.Variables["ROUTER_STATUS"]);
@@ -46,6 +46,22 @@ public sealed class AriCredentialTests : RoutingTest
         });
         Assert.Contains(_lines.Lines, line => line.Contains("ARI request failed"));
         Assert.DoesNotContain(_lines.Lines, line => line.Contains(Password) || line.Contains("api_key"));
+    }
+
+    [Fact]
+    public async Task An_adapter_with_the_default_node_id_and_a_configured_ari_address_warns_that_node_ids_must_be_unique()
+    {
+        Assert.DoesNotContain(_lines.Lines, line => line.Contains("Adapter__Node is the default"));
+        using var second = await Stack.StartAdapterFor(Stack.Ari, AsteriskAdapter.AdapterOptions.DefaultNode, untilReady: false);
+        try
+        {
+            await Eventually.True(() => _lines.Lines.Any(line => line.Contains("Adapter__Node is the default 'asterisk-1'")),
+                TimeSpan.FromSeconds(10), "no warning about the default node id");
+        }
+        finally
+        {
+            await second.StopAsync();
+        }
     }
 
     /// <summary>Keeps every formatted log line (with its exception) of the adapter.</summary>

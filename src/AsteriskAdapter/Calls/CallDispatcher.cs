@@ -65,8 +65,8 @@ public sealed class CallDispatcher : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
-        if (_options.Node == AdapterOptions.DefaultNode && !_options.AriUrl.IsLoopback)
-            _logger.LogWarning("Adapter__Node is the default '{Node}' while ARI is remote ({Host}): with several Asterisks, give each adapter its own node id, or they share one command queue and take each other's decisions",
+        if (_options.Node == AdapterOptions.DefaultNode && _options.AriUrl != new Uri(AdapterOptions.DefaultAriUrl))
+            _logger.LogWarning("Adapter__Node is the default '{Node}' with a configured ARI address ({Host}): with several Asterisks, give each adapter its own node id, or they share one command queue and take each other's decisions",
                 _options.Node, _options.AriUrl.Host);
         await _broker.Start(OnCommand, OnHeartbeat, _live.StartLearning, stoppingToken);
         _live.StartLearning();
