@@ -26,6 +26,10 @@ public static class AdapterExtensions
             () => sp.GetRequiredService<AdapterBroker>().IsConnected ? null : "RabbitMQ connection is not open"));
         builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("ari",
             () => sp.GetRequiredService<AriEventStream>().IsConnected ? null : "ARI WebSocket is not connected"));
+        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("apps", () =>
+            sp.GetRequiredService<LiveApps>() is { Knows: false } live
+                ? live.KnownFrom is { } from ? $"learning which apps are live from their heartbeats (until {from:HH:mm:ss.fff} UTC)" : "not hearing heartbeats yet"
+                : null));
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<AdapterOptions>().BindConfiguration(AdapterOptions.Section)
             .Validate(o => Wire.IsValidAppName(o.Node.Replace('.', '-')), "Adapter:Node must be letters, digits, '-', '_' or '.'")
@@ -36,6 +40,7 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<AriClient>();
         builder.Services.AddSingleton<AriEventStream>();
         builder.Services.AddSingleton<AdapterBroker>();
+        builder.Services.AddSingleton<BrokerOutbox>();
         builder.Services.AddSingleton<CallHandover>();
         builder.Services.AddSingleton<LiveApps>();
         var owners = builder.Configuration.GetSection(AppOwnership.Section).Get<Dictionary<string, string>>();

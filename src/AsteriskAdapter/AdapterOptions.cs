@@ -8,15 +8,24 @@ public sealed class AdapterOptions
     public const string Section = "Adapter";
 
     /// <summary>ARI base address, ending in /ari/.</summary>
-    public Uri AriUrl { get; set; } = new(Environment.GetEnvironmentVariable("ARI_URL") ?? "http://localhost:8088/ari/");
+    public Uri AriUrl { get; set; } = new(Environment.GetEnvironmentVariable("ARI_URL") ?? DefaultAriUrl);
+
+    /// <summary>The ARI address used when none is configured.</summary>
+    public const string DefaultAriUrl = "http://localhost:8088/ari/";
     public string AriUser { get; set; } = Environment.GetEnvironmentVariable("ARI_USER") ?? "router";
     public string AriPassword { get; set; } = Environment.GetEnvironmentVariable("ARI_PASSWORD") ?? "secret";
 
     /// <summary>The Stasis app name the dialplan sends calls to.</summary>
     public string App { get; set; } = "call-router";
 
-    /// <summary>This Asterisk's node id: the routing key router commands for its channels carry.</summary>
-    public string Node { get; set; } = Environment.GetEnvironmentVariable("ROUTER_NODE") ?? "asterisk-1";
+    /// <summary>The node id used when none is configured.</summary>
+    public const string DefaultNode = "asterisk-1";
+
+    /// <summary>
+    /// This Asterisk's node id: the routing key router commands for its channels carry. Unique per adapter: two
+    /// adapters with one node id share one command queue and take each other's decisions.
+    /// </summary>
+    public string Node { get; set; } = Environment.GetEnvironmentVariable("ROUTER_NODE") ?? DefaultNode;
 
     /// <summary>Broadcast timeout when the dialplan gives none (StasisBroadcast's default is 500 ms).</summary>
     public int DefaultTimeoutMs { get; set; } = 2000;
@@ -26,6 +35,13 @@ public sealed class AdapterOptions
 
     /// <summary>An app is live while its last heartbeat is younger than this.</summary>
     public TimeSpan AppLivenessTimeout { get; set; } = TimeSpan.FromSeconds(6);
+
+    /// <summary>
+    /// After it starts (or reconnects to RabbitMQ) the adapter learns for this long which apps are live before it fails
+    /// a call as no-live-app (such a call waits, and is offered as soon as a matching app is heard); /health/ready says
+    /// not ready meanwhile. Unset: <see cref="AppLivenessTimeout"/>, within which every live app has heartbeated.
+    /// </summary>
+    public TimeSpan? AppWarmup { get; set; }
 
     /// <summary>Where a claimed call continues when the claim names no target; unset = the next priority.</summary>
     public DialplanTarget? DefaultTarget { get; set; }
@@ -41,6 +57,22 @@ public sealed class AdapterOptions
     /// Router__FinishedRetention after the decision) before it is written with claims unknown.
     /// </summary>
     public TimeSpan TallyWait { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// One ARI request on the call path gives up after this (an answer slower than this is taken as a failure and
+    /// retried, see <see cref="AriRequestRetries"/>). Much shorter than a call's timeout, so a hung Asterisk or proxy
+    /// cannot hold a call.
+    /// </summary>
+    public TimeSpan AriRequestTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Retries of an idempotent ARI request (variable set, continue) that failed with 5xx, a reset or a timeout.</summary>
+    public int AriRequestRetries { get; set; } = 2;
+
+    /// <summary>
+    /// A handover (variables, then continue or move, retries included) that has not succeeded within this gives up and
+    /// the call falls back to the dialplan as FAILED/ari-error.
+    /// </summary>
+    public TimeSpan HandoverTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Parallel ARI requests at most.</summary>
     public int MaxAriConnections { get; set; } = 64;

@@ -35,6 +35,7 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
 
     public ConcurrentQueue<CallBroadcast> Broadcasts { get; } = new();
     public ConcurrentQueue<CallClaimed> ClaimedNotices { get; } = new();
+    public ConcurrentQueue<CallFailed> FailedNotices { get; } = new();
     public ConcurrentQueue<ClaimReply> Replies { get; } = new();
 
     /// <summary>Stopwatch timestamps per call: when the broadcast arrived and when the answer to our claim arrived.</summary>
@@ -132,6 +133,11 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
         if (delivery.BasicProperties.Type == Topology.Types.CallClaimed)
         {
             ClaimedNotices.Enqueue(JsonSerializer.Deserialize<CallClaimed>(delivery.Body.Span, Wire.Json)!);
+            return;
+        }
+        if (delivery.BasicProperties.Type == Topology.Types.CallFailed)
+        {
+            FailedNotices.Enqueue(JsonSerializer.Deserialize<CallFailed>(delivery.Body.Span, Wire.Json)!);
             return;
         }
         var broadcast = JsonSerializer.Deserialize<CallBroadcast>(delivery.Body.Span, Wire.Json)!;

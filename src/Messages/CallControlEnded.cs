@@ -27,4 +27,7 @@ public static class ControlEnding
 
     /// <summary>The adapter is stopping; the caller went back to the dialplan FAILED / adapter-stopping.</summary>
     public const string AdapterStopping = "adapter-stopping";
+
+    /// <summary>ARI kept failing while the call was handed to the app; the caller went back to the dialplan FAILED / ari-error.</summary>
+    public const string AriError = "ari-error";
 }

@@ -52,4 +52,6 @@ public static class DispositionReason
 
     /// <summary>CDR only: a channel the controlling app created for a call (its row's parent_call_id is the call).</summary>
     public const string Created = "created";
+    /// <summary>ARI kept failing (5xx, timeout, reset) while the adapter handed the call over; ROUTER_DETAIL says what failed.</summary>
+    public const string AriError = "ari-error";
 }

@@ -3,7 +3,7 @@ namespace CallRouter.Messages;
 /// <summary>Every exchange, queue, routing key and AMQP type name on the wire, in one place (README: "Wire contract").</summary>
 public static class Topology
 {
-    /// <summary>Topic exchange; routing key = app name. Carries CallBroadcast and CallClaimed to apps.</summary>
+    /// <summary>Topic exchange; routing key = app name. Carries CallBroadcast, CallClaimed and CallFailed to apps.</summary>
     public const string BroadcastExchange = "call.broadcasts";
 
     /// <summary>Fanout exchange apps publish ClaimCall to.</summary>
@@ -93,5 +93,6 @@ public static class Topology
         public const string CallControlEnded = nameof(Messages.CallControlEnded);
         public const string ControlCall = nameof(Messages.ControlCall);
         public const string ControlReply = nameof(Messages.ControlReply);
+        public const string CallFailed = nameof(Messages.CallFailed);
     }
 }

@@ -51,6 +51,19 @@ public sealed class AriSimulator : IAsyncDisposable
     /// <summary>Number of REST requests received (the events WebSocket excluded).</summary>
     public int RestRequestCount => _rest.RequestCount;
 
+    /// <summary>Fault injection: chooses a fault (500, reset, slow answer) per REST request; null injects none.</summary>
+    public AriFaultInjector? Faults
+    {
+        get => _rest.Faults;
+        set => _rest.Faults = value;
+    }
+
+    /// <summary>Faults injected so far.</summary>
+    public int FaultCount => _rest.FaultCount;
+
+    /// <summary>Every /ari/events request so far: its query string, and whether it carried an Authorization header.</summary>
+    public IReadOnlyCollection<(string Query, bool HeaderAuth)> EventRequests => _rest.EventRequests;
+
     /// <summary>Starts Kestrel on 127.0.0.1 (port 0 = a free port).</summary>
     public static async Task<AriSimulator> StartAsync(AriSimulatorOptions? options = null, CancellationToken ct = default)
     {

@@ -19,6 +19,7 @@ internal static class HttpJson
     public static readonly byte[] InvalidPriority = AriJson.Message("Invalid priority");
     public static readonly byte[] InvalidReason = AriJson.Message("Invalid reason for hangup provided");
     public static readonly byte[] ResourceNotFound = AriJson.Message("Resource not found");
+    public static readonly byte[] InternalError = AriJson.Message("Internal Server Error");
 
     public static Task WriteAsync(HttpContext http, int status, byte[] body)
     {

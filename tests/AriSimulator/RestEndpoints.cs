@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
 
@@ -8,10 +9,69 @@ internal sealed class RestEndpoints(SimulatorCore core, BasicAuth auth, Cancella
 {
     private const string Prefix = "/ari/";
     private int _requestCount;
+    private int _faults;
 
     public int RequestCount => Volatile.Read(ref _requestCount);
 
-    public Task HandleAsync(HttpContext http)
+    /// <summary>Faults injected so far.</summary>
+    public int FaultCount => Volatile.Read(ref _faults);
+
+    /// <summary>Chooses the fault (if any) for each REST request.</summary>
+    public AriFaultInjector? Faults { get; set; }
+
+    /// <summary>Every /ari/events request: its query string and whether it authenticated with an Authorization header.</summary>
+    public ConcurrentQueue<(string Query, bool HeaderAuth)> EventRequests { get; } = new();
+
+    public async Task HandleAsync(HttpContext http)
+    {
+        var path = http.Request.Path.Value ?? "";
+        var route = path.StartsWith(Prefix, StringComparison.Ordinal) ? path[Prefix.Length..].Split('/', StringSplitOptions.RemoveEmptyEntries) : [];
+        if (route is ["events"])
+            EventRequests.Enqueue((http.Request.QueryString.Value ?? "", http.Request.Headers.Authorization.Count > 0));
+        var fault = route is not ([] or ["events"]) && auth.IsAuthorized(http.Request)
+            ? Faults?.Invoke(route[^1], route is ["channels", var id, ..] ? id : null)
+            : null;
+        if (fault is null)
+        {
+            await HandleOnceAsync(http).ConfigureAwait(false);
+            return;
+        }
+
+        Interlocked.Increment(ref _faults);
+        switch (fault.Kind)
+        {
+            case AriFaultKind.ServerError:
+                Interlocked.Increment(ref _requestCount);
+                await HttpJson.WriteAsync(http, StatusCodes.Status500InternalServerError, HttpJson.InternalError).ConfigureAwait(false);
+                return;
+            case AriFaultKind.Reset:
+                Interlocked.Increment(ref _requestCount);
+                http.Abort();
+                return;
+            case AriFaultKind.SlowAnswer:
+                await HandleOnceAsync(http).ConfigureAwait(false);
+                await Delay(fault.Delay, http).ConfigureAwait(false);
+                return;
+            case AriFaultKind.SlowStart:
+                await Delay(fault.Delay, http).ConfigureAwait(false);
+                await HandleOnceAsync(http).ConfigureAwait(false);
+                return;
+        }
+    }
+
+    private async Task Delay(TimeSpan delay, HttpContext http)
+    {
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(stopping, http.RequestAborted);
+        try
+        {
+            await Task.Delay(delay, both.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private Task HandleOnceAsync(HttpContext http)
     {
         var path = http.Request.Path.Value ?? "";
         if (!path.StartsWith(Prefix, StringComparison.Ordinal))

@@ -12,12 +12,40 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
     private readonly AdapterOptions _options = options.Value;
     private long _connections;
     private volatile bool _connected;
+    private long _disconnectedTicks;
+    private long _downSince;
 
     /// <summary>True while the event WebSocket is connected.</summary>
     public bool IsConnected => _connected;
 
     /// <summary>Connections made after the first one.</summary>
     public long Reconnects => Math.Max(0, Interlocked.Read(ref _connections) - 1);
+
+    /// <summary>How long the WebSocket has been down since it first connected (the gaps in which calls find no app).</summary>
+    public TimeSpan DisconnectedTime
+    {
+        get
+        {
+            var since = Interlocked.Read(ref _downSince);
+            var current = since == 0 ? 0 : Environment.TickCount64 - since;
+            return TimeSpan.FromMilliseconds(Interlocked.Read(ref _disconnectedTicks) + current);
+        }
+    }
+
+    private void Up()
+    {
+        var since = Interlocked.Exchange(ref _downSince, 0);
+        if (since != 0)
+            Interlocked.Add(ref _disconnectedTicks, Environment.TickCount64 - since);
+        _connected = true;
+    }
+
+    private void Down()
+    {
+        if (_connected)
+            Interlocked.CompareExchange(ref _downSince, Environment.TickCount64, 0);
+        _connected = false;
+    }
 
     /// <summary>Runs until cancelled. <paramref name="onConnected"/> runs after every (re)connect, before events are read.</summary>
     public async Task Run(Func<DateTimeOffset, CancellationToken, Task> onConnected, Func<AriEvent, Task> onEvent, CancellationToken cancellationToken)
@@ -28,11 +56,13 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
             try
             {
                 using var socket = new ClientWebSocket();
-                await socket.ConnectAsync(EventsUri(), cancellationToken);
+                // Credentials in a header, never in the URL (where proxies and Asterisk's own logs would keep them).
+                socket.Options.SetRequestHeader("Authorization", AriClient.BasicAuthorization(_options).ToString());
+                await socket.ConnectAsync(EventsUri(_options), cancellationToken);
                 var connectedAt = DateTimeOffset.UtcNow;
                 delay = TimeSpan.FromMilliseconds(200);
                 Interlocked.Increment(ref _connections);
-                _connected = true;
+                Up();
                 logger.LogInformation("ARI events connected for app {App}", _options.App);
                 await onConnected(connectedAt, cancellationToken);
                 await ReadEvents(socket, onEvent, cancellationToken);
@@ -46,7 +76,7 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
             {
                 logger.LogWarning("ARI events for {App} unavailable ({Error}); retrying in {Delay} ms", _options.App, exception.Message, delay.TotalMilliseconds);
             }
-            _connected = false;
+            Down();
             try
             {
                 await Task.Delay(delay, cancellationToken);
@@ -59,12 +89,13 @@ public sealed class AriEventStream(IOptions<AdapterOptions> options, ILogger<Ari
         }
     }
 
-    private Uri EventsUri()
+    /// <summary>The events WebSocket address: app and subscription only; the credentials go in the Authorization header.</summary>
+    public static Uri EventsUri(AdapterOptions options)
     {
-        var ws = new UriBuilder(new Uri(_options.AriUrl, "events"))
+        var ws = new UriBuilder(new Uri(options.AriUrl, "events"))
         {
-            Scheme = _options.AriUrl.Scheme == "https" ? "wss" : "ws",
-            Query = $"app={Uri.EscapeDataString(_options.App)}&subscribeAll=false&api_key={Uri.EscapeDataString(_options.AriUser)}:{Uri.EscapeDataString(_options.AriPassword)}",
+            Scheme = options.AriUrl.Scheme == "https" ? "wss" : "ws",
+            Query = $"app={Uri.EscapeDataString(options.App)}&subscribeAll=false",
         };
         return ws.Uri;
     }

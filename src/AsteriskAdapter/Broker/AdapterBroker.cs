@@ -24,7 +24,9 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     public string CommandErrorQueue => CommandQueue + "_error";
     public string HeartbeatErrorQueue => Topology.HeartbeatExchange + "_error";
 
-    public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, CancellationToken cancellationToken)
+    /// <param name="onRecovered">Runs after the connection recovered (its consumers, heartbeats included, resumed).</param>
+    public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, Action onRecovered,
+        CancellationToken cancellationToken)
     {
         var b = broker.Value;
         var factory = new ConnectionFactory
@@ -40,6 +42,12 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
             ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
         };
         _connection = await factory.CreateConnectionAsync(cancellationToken);
+        _connection.RecoverySucceededAsync += (_, _) =>
+        {
+            logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);
+            onRecovered();
+            return Task.CompletedTask;
+        };
         _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _records = await _connection.CreateChannelAsync(new CreateChannelOptions(
@@ -108,17 +116,16 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         }
     }
 
-    public async Task PublishCallEnded(CallEnded ended)
+    /// <summary>
+    /// A call event the router (or an app) must not miss, on the confirmed channel: returns once the broker has taken
+    /// it, throws if it did not (the <see cref="BrokerOutbox"/> retries).
+    /// </summary>
+    public async Task PublishConfirmed(OutboundMessage message)
     {
-        await _publishLock.WaitAsync();
-        try
-        {
-            await _publish!.BasicPublishAsync(Topology.EventExchange, "", false, Properties(Topology.Types.CallEnded, ended.CallId, null), Wire.Serialize(ended));
-        }
-        finally
-        {
-            _publishLock.Release();
-        }
+        var properties = Properties(message.Type, message.CallId, message.Expires is { } expires
+            ? Math.Max(1, (long)(expires - DateTimeOffset.UtcNow).TotalMilliseconds) : null);
+        await (_records ?? throw new InvalidOperationException("not connected to RabbitMQ yet"))
+            .BasicPublishAsync(message.Exchange, message.RoutingKey, false, properties, message.Body);
     }
 
     /// <summary>A finished call's record: persistent, and confirmed by the broker before this returns (throws if it is not).</summary>

@@ -13,6 +13,9 @@ public sealed class OpenCall(Guid callId, string channelId, BroadcastOptions opt
     public DateTimeOffset BroadcastAt { get; } = broadcastAt;
     public DateTimeOffset Deadline { get; } = deadline;
 
+    /// <summary>The app the router's decision named (kept for a failed move's FAILED handover and CDR).</summary>
+    public string? Winner { get; set; }
+
     /// <summary>Set while a move to the winner's app waits for Asterisk to confirm it.</summary>
     public volatile bool Moving;
 
@@ -38,6 +41,9 @@ public sealed class CallBook
     public bool TryGet(Guid callId, out OpenCall call) => _byId.TryGetValue(callId, out call!);
 
     public bool TryGetByChannel(string channelId, out OpenCall call) => _byChannel.TryGetValue(channelId, out call!);
+
+    /// <summary>Every call in the book (walks it: for reconnects, not the call path).</summary>
+    public IReadOnlyList<OpenCall> All() => [.. _byId.Values];
 
     /// <summary>Calls broadcast and not yet ended (walks the book: for scrapes, not the call path).</summary>
     public int CountOpen()

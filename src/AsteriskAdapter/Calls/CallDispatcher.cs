@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Control;
@@ -34,29 +35,53 @@ public sealed class CallDispatcher : BackgroundService
     private readonly AdapterOptions _options;
     private readonly ILogger<CallDispatcher> _logger;
     private readonly DueQueue<OpenCall> _fallbacks;
-    private readonly ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
+    private readonly BrokerOutbox _outbox;
     private readonly CallControl _control;
     private readonly ControlCommandHandler _controlCommands;
 
-    public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, CallHandover handover, LiveApps live,
+    /// <summary>
+    /// Channels failed at (re)connect as left behind, whose StasisStart may still arrive on the new socket: kept only
+    /// until then, their StasisEnd, or the next reconnect (which replaces the set), so it never grows.
+    /// </summary>
+    private ConcurrentDictionary<string, bool> _recovered = new(StringComparer.Ordinal);
+
+    /// <summary>Calls that found no live app while the adapter was still learning which apps are live; offered once it knows.</summary>
+    private readonly ConcurrentDictionary<string, bool> _held = new(StringComparer.Ordinal);
+
+    private CancellationToken _stopping;
+
+    /// <summary>Entries in the recovered-channel set (for tests: it must not grow).</summary>
+    internal int RecoveredCount => _recovered.Count;
+
+    /// <summary>Channels being failed at once right now (not in the book): a reconnect must not fail them a second time.</summary>
+    private readonly ConcurrentDictionary<string, bool> _failing = new(StringComparer.Ordinal);
+
+    public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, BrokerOutbox outbox, CallHandover handover, LiveApps live,
         HeartbeatReader heartbeats, AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics,
         TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger, CallControl control, ControlCommandHandler controlCommands)
     {
         (_control, _controlCommands) = (control, controlCommands);
-        (_events, _ari, _broker, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
-            (events, ari, broker, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
+        (_events, _ari, _broker, _outbox, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
+            (events, ari, broker, outbox, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await _broker.Start(OnCommand, OnHeartbeat, stoppingToken);
+        _stopping = stoppingToken;
+        if (_options.Node == AdapterOptions.DefaultNode && _options.AriUrl != new Uri(AdapterOptions.DefaultAriUrl))
+            _logger.LogWarning("Adapter__Node is the default '{Node}' with a configured ARI address ({Host}): with several Asterisks, give each adapter its own node id, or they share one command queue and take each other's decisions",
+                _options.Node, _options.AriUrl.Host);
+        await _broker.Start(OnCommand, OnHeartbeat, _live.StartLearning, stoppingToken);
+        _live.StartLearning();
+        var outbox = _outbox.Run(stoppingToken);
         await _controlCommands.Start(stoppingToken);
         var liveness = _control.WatchLiveness(stoppingToken);
         await _events.Run(Recover, OnEvent, stoppingToken);
         await liveness;
         await _control.StopAll();
         await _work.Drain();
+        await outbox;
     }
 
     public override void Dispose()
@@ -81,8 +106,17 @@ public sealed class CallDispatcher : BackgroundService
                 await Offer(channel, e.Args, e.AsteriskId ?? "");
                 break;
             case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed":
+                if (e.Type != "ChannelHangupRequest")
+                    _recovered.TryRemove(channel.Id, out _);
+                if (_held.TryRemove(channel.Id, out _))
+                {
+                    // Hung up while held: never broadcast, so it ends here (and gets its CDR).
+                    _recorder.NotOffered(channel, Guid.NewGuid(), null);
+                    _recorder.Abandoned(channel.Id);
+                    _metrics.Ended(CallStatus.Abandoned, DispositionReason.CallerHangup);
+                }
                 if (_book.TryGetByChannel(channel.Id, out var call))
-                    await Abandon(call, e.Type);
+                    Abandon(call, e.Type);
                 if (e.Type == "ChannelDestroyed")
                     _recorder.Destroyed(channel.Id, e.Timestamp, e.Cause, e.CauseText);
                 break;
@@ -91,9 +125,15 @@ public sealed class CallDispatcher : BackgroundService
                 {
                     moving.Moving = false;
                     _book.Remove(moving);
-                    _metrics.Failed(DispositionReason.MoveFailed);
-                    _work.Run(() => _handover.Execute(channel.Id, moving.CallId,
-                        new Decision(CallStatus.Failed, DispositionReason.MoveFailed, Detail: $"app '{e.Destination}' is not connected")), "move fallback");
+                    // The winner stays in the CDR and in ROUTER_WINNER: it was told `accepted`.
+                    var decision = new Decision(CallStatus.Failed, DispositionReason.MoveFailed, moving.Winner, moving.Options.Args,
+                        $"app '{e.Destination}' is not connected");
+                    _work.Run(async () =>
+                    {
+                        var result = await _handover.Execute(channel.Id, moving.CallId, decision);
+                        Ended(moving, result);
+                        TellWinner(moving, result.Final);
+                    }, "move fallback");
                 }
                 break;
         }
@@ -119,6 +159,24 @@ public sealed class CallDispatcher : BackgroundService
             return;
         }
         var audience = _live.Matching(filter);
+        if (audience.Count == 0 && !_live.Knows)
+        {
+            // Just (re)connected to RabbitMQ: an app may be live but not heard yet. Wait for it, at most one liveness window.
+            _held[channel.Id] = true;
+            _work.Run(async () =>
+            {
+                await _live.WaitForMatch(filter, _stopping);
+                if (_held.TryRemove(channel.Id, out _))
+                    await Broadcast(channel, options, filter, asteriskId);
+            }, "call held until live apps are known");
+            return;
+        }
+        await Broadcast(channel, options, filter, asteriskId, audience);
+    }
+
+    private async Task Broadcast(AriChannel channel, BroadcastOptions options, Regex? filter, string asteriskId, List<string>? audience = null)
+    {
+        audience ??= _live.Matching(filter);
         if (audience.Count == 0)
         {
             FailAtOnce(channel, DispositionReason.NoLiveApp,
@@ -133,6 +191,9 @@ public sealed class CallDispatcher : BackgroundService
             channel.Exten, channel.Context, options.Args, _options.Node, asteriskId, options.Filter, options.NotifyClaimed,
             audience, channel.CreatedAt, now, call.Deadline, options.TimeoutMs);
         _recorder.Offered(channel, broadcast);
+        // The call id on the channel at once (off the call path): an adapter restarted while the call waits finds it
+        // there and fails the call under the id its broadcast, its claims and its CDR carry.
+        _work.Run(() => MarkCallId(channel.Id, call.CallId), "call id on the channel");
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
@@ -145,13 +206,36 @@ public sealed class CallDispatcher : BackgroundService
         _fallbacks.Add(call.Deadline + _options.FallbackGrace, call);
     }
 
-    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null)
+    private async Task MarkCallId(string channelId, Guid callId)
+    {
+        try
+        {
+            await _ari.SetVariable(channelId, CallHandover.CallIdVariable, callId.ToString(), _stopping);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !_stopping.IsCancellationRequested)
+        {
+            // Only a restart would miss it (the call would then get a new id); the handover sets it again.
+            _logger.LogDebug("Could not set {Variable} on channel {ChannelId} early: {Error}", CallHandover.CallIdVariable, channelId, exception.Message);
+        }
+    }
+
+    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null, Guid? knownCallId = null)
     {
         _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
-        _metrics.Failed(reason);
-        var callId = Guid.NewGuid();
+        var callId = knownCallId ?? Guid.NewGuid();
         _recorder.NotOffered(channel, callId, args);
-        _work.Run(() => _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)), "fail at once");
+        _failing[channel.Id] = true;
+        _work.Run(async () =>
+        {
+            try
+            {
+                Ended(null, await _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)));
+            }
+            finally
+            {
+                _failing.TryRemove(channel.Id, out _);
+            }
+        }, "fail at once");
     }
 
     /// <summary>Hear the channel's ChannelDestroyed even after it leaves Stasis, for its CDR.</summary>
@@ -161,11 +245,12 @@ public sealed class CallDispatcher : BackgroundService
             _recorder.Destroyed(channelId, _clock.GetUtcNow(), null, null);
     }
 
-    private async Task Abandon(OpenCall call, string eventType)
+    private void Abandon(OpenCall call, string eventType)
     {
         if (call.Moving && eventType == "StasisEnd")
         {
             _book.Remove(call);
+            _metrics.HandedOver(CallStatus.Success, DispositionReason.Claimed, _clock.GetUtcNow() - call.BroadcastAt);
             return;
         }
         _book.Remove(call);
@@ -174,18 +259,20 @@ public sealed class CallDispatcher : BackgroundService
         _logger.LogInformation("Call {CallId} ABANDONED ({Event})", call.CallId, eventType);
         _recorder.Abandoned(call.ChannelId);
         _metrics.Ended(CallStatus.Abandoned, DispositionReason.CallerHangup);
-        await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow()));
+        // Queued, not awaited: a broker hiccup must not stall or tear down the ARI event loop.
+        _outbox.Enqueue(OutboundMessage.For(new CallEnded(call.CallId, call.ChannelId, CallStatus.Abandoned, DispositionReason.CallerHangup, _clock.GetUtcNow())));
     }
 
     private async Task FallBack(OpenCall call)
     {
         if (!call.TryFinish())
             return;
-        _book.Remove(call);
         _logger.LogWarning("Call {CallId}: no word from the router {Grace} ms after the deadline; falling back", call.CallId, _options.FallbackGrace.TotalMilliseconds);
-        var handedOver = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
-        Ended(call, CallStatus.Timeout, DispositionReason.RouterNoAnswer, handedOver);
-        await _broker.PublishCallEnded(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow()));
+        // The call stays in the book while it is handed over, so a reconnect meanwhile does not take it for a leftover.
+        var result = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        _book.Remove(call);
+        Ended(call, result);
+        _outbox.Enqueue(OutboundMessage.For(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow())));
     }
 
     private async Task OnCommand(BasicDeliverEventArgs delivery)
@@ -230,17 +317,19 @@ public sealed class CallDispatcher : BackgroundService
         {
             var decision = new Decision(command.Status, command.Reason ?? "", command.Winner, call.Options.Args,
                 Target: command.Target, MoveToApp: command.MoveToApp, AppArgs: command.AppArgs, ClaimedAt: command.ClaimedAt);
+            call.Winner = command.Winner;
             call.Moving = command.MoveToApp is not null;
+            // The call stays in the book while it is handed over, so a reconnect meanwhile does not take it for a leftover.
+            // A move whose answer was lost went through if its StasisEnd removed the call from the book meanwhile.
+            var result = await _handover.Execute(call.ChannelId, call.CallId, decision, moved: () => !_book.TryGetByChannel(call.ChannelId, out _));
+            if (call.Moving && (!result.HandedOver || result.Final.MoveToApp is null))
+                call.Moving = false; // not moved (gone, or fallen back to the dialplan): nothing more to wait for
             if (!call.Moving)
                 _book.Remove(call);
-            try
-            {
-                Ended(call, command.Status, decision.Reason, await _handover.Execute(call.ChannelId, call.CallId, decision));
-            }
-            catch (Exception exception)
-            {
-                _logger.LogError(exception, "Handover of call {CallId} failed", call.CallId);
-            }
+            // A move is counted when its StasisEnd confirms it (an ApplicationMoveFailed may come instead).
+            if (!call.Moving)
+                Ended(call, result);
+            TellWinner(call, result.Final);
         }
         await _broker.Ack(delivery);
     }
@@ -264,9 +353,21 @@ public sealed class CallDispatcher : BackgroundService
         await _broker.Ack(delivery);
     }
 
-    private void Ended(OpenCall call, string status, string reason, bool handedOver)
+    /// <summary>A winner told `accepted` whose call went back to the dialplan FAILED hears so (CallFailed on its queue).</summary>
+    private void TellWinner(OpenCall call, Decision final)
     {
-        if (handedOver)
+        if (call.Winner is not { } winner || final.Status != CallStatus.Failed)
+            return;
+        _outbox.Enqueue(OutboundMessage.For(new CallFailed(call.CallId, call.ChannelId, winner, final.Status, final.Reason, final.Detail, _clock.GetUtcNow())));
+    }
+
+    /// <summary>Counts how a call left the app (a broadcast call also records its decision latency).</summary>
+    private void Ended(OpenCall? call, HandoverResult result)
+    {
+        var (status, reason) = (result.Final.Status, result.Final.Reason);
+        if (status == CallStatus.Failed)
+            _metrics.Failed(reason);
+        else if (result.HandedOver && call is not null)
             _metrics.HandedOver(status, reason, _clock.GetUtcNow() - call.BroadcastAt);
         else
             _metrics.Ended(status, reason);
@@ -287,6 +388,20 @@ public sealed class CallDispatcher : BackgroundService
         await _broker.Ack(delivery);
     }
 
+    /// <summary>The call id an earlier adapter run put on the channel when it broadcast the call, if any.</summary>
+    private async Task<Guid?> CallIdOn(string channelId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return Guid.TryParse(await _ari.GetVariable(channelId, CallHandover.CallIdVariable, cancellationToken), out var id) ? id : null;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning("Could not read {Variable} of channel {ChannelId}: {Error}", CallHandover.CallIdVariable, channelId, exception.Message);
+            return null;
+        }
+    }
+
     /// <summary>Channels still in the app from before this connection have no broadcast behind them: fall them back now.</summary>
     private async Task Recover(DateTimeOffset connectedAt, CancellationToken cancellationToken)
     {
@@ -300,15 +415,18 @@ public sealed class CallDispatcher : BackgroundService
             _logger.LogWarning("Could not list channels to recover: {Error}", exception.Message);
             return;
         }
+        var recovered = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        _recovered = recovered;
         foreach (var channel in channels)
         {
             var inOurApp = channel.AppName == "Stasis" && channel.AppData.Split(',')[0] == _options.App;
-            if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || channel.CreatedAt >= connectedAt)
+            if (!inOurApp || _book.TryGetByChannel(channel.Id, out _) || _failing.ContainsKey(channel.Id) || channel.CreatedAt >= connectedAt)
                 continue;
             if (_control.Owns(channel.Id) || _control.RecoverCreated(channel))
                 continue;
-            _recovered[channel.Id] = true;
-            FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run");
+            recovered[channel.Id] = true;
+            FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run",
+                knownCallId: await CallIdOn(channel.Id, cancellationToken));
         }
 
         try
@@ -323,6 +441,10 @@ public sealed class CallDispatcher : BackgroundService
         // Calls from before this connection whose CDR is still open: those that ended while the event socket was down
         // get their end now (cause unknown); the others are subscribed again, in case Asterisk dropped the subscriptions.
         var alive = channels.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        // Calls whose channel went away while the socket was down (their StasisEnd was never heard) leave the book now.
+        foreach (var call in _book.All())
+            if (!alive.Contains(call.ChannelId) && call.BroadcastAt < connectedAt)
+                Abandon(call, "ChannelDestroyed");
         foreach (var channelId in _recorder.OpenChannels(before: connectedAt))
         {
             if (!alive.Contains(channelId))

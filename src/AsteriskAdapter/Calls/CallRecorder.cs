@@ -9,10 +9,12 @@ using Microsoft.Extensions.Options;
 namespace CallRouter.AsteriskAdapter.Calls;
 
 /// <summary>
-/// Gathers each call's CDR from StasisStart to ChannelDestroyed and publishes it as a CallRecord once the channel is
-/// gone and, for calls the router decided, its claim tally is in (or <see cref="AdapterOptions.TallyWait"/> passed).
-/// Records are published persistent with confirms and retried until the broker takes them. Records of calls still
-/// up when the adapter stops are lost with it (noted in the README).
+/// Gathers each call's CDR from StasisStart to ChannelDestroyed and publishes it as a CallRecord as soon as the
+/// channel is gone, so an adapter crash after that loses nothing. For calls the router decided, the claim count comes
+/// later (the router's tally): the record is then sent again with it, and the CDR writer fills the count in (the first
+/// copy has it null). Waiting for the tally ends after <see cref="AdapterOptions.TallyWait"/>. Records are published
+/// persistent with confirms and retried until the broker takes them. Records of calls still up when the adapter
+/// stops are lost with it (noted in the README).
 /// </summary>
 public sealed class CallRecorder : IDisposable
 {
@@ -53,6 +55,7 @@ public sealed class CallRecorder : IDisposable
         public bool Controlled;
         public DateTimeOffset? AnsweredAt;
         public Guid? ParentCallId;
+        public bool TallySent;
     }
 
     /// <summary>A broadcast went out: the router will decide, then send a tally.</summary>
@@ -135,9 +138,24 @@ public sealed class CallRecorder : IDisposable
     {
         if (!_byCall.TryGetValue(callId, out var draft))
             return;
+        CallRecord? update = null;
         lock (draft)
+        {
             draft.Claims = claims;
-        TryPublish(draft);
+            if (draft.Published && !draft.TallySent)
+            {
+                // The record went out without its claim count: send it again, complete.
+                draft.TallySent = true;
+                update = ToRecord(draft);
+            }
+        }
+        if (update is null)
+        {
+            TryPublish(draft);
+            return;
+        }
+        _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
+        _work.Run(() => Publish(update), "publish call record tally");
     }
 
     public void Destroyed(string channelId, DateTimeOffset at, int? cause, string? causeText)
@@ -165,25 +183,39 @@ public sealed class CallRecorder : IDisposable
         _byCall[draft.CallId] = draft;
     }
 
+    /// <summary>Publishes the record once the channel is gone (and its ending known); keeps waiting for a missing tally.</summary>
     private void TryPublish(Draft draft)
     {
         CallRecord record;
+        bool awaitTally;
         lock (draft)
         {
-            if (draft.Published || draft.EndedAt is null)
+            if (draft.EndedAt is null)
                 return;
             var waitUntil = (draft.DecidedAt ?? draft.EndedAt.Value) + _options.TallyWait;
-            var missing = draft.Status is null || (draft.TallyExpected && draft.Claims is null);
-            if (missing && _clock.GetUtcNow() < waitUntil)
+            var timeIsUp = _clock.GetUtcNow() >= waitUntil;
+            awaitTally = draft.TallyExpected && draft.Claims is null && !timeIsUp;
+            if (draft.Published)
+            {
+                // Called again by the tally wait: stop waiting (the row keeps claims unknown).
+                if (!awaitTally)
+                    _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
+                return;
+            }
+            if (draft.Status is null && !timeIsUp)
             {
                 _tallyWaits.Add(waitUntil, draft);
                 return;
             }
             draft.Published = true;
+            draft.TallySent = !awaitTally;
             record = ToRecord(draft);
+            if (awaitTally)
+                _tallyWaits.Add(waitUntil, draft);
         }
         _byChannel.TryRemove(new KeyValuePair<string, Draft>(draft.Channel.Id, draft));
-        _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
+        if (!awaitTally)
+            _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
         _work.Run(() => Publish(record), "publish call record");
     }
 

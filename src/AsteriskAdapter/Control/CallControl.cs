@@ -4,6 +4,7 @@ using CallRouter.AsteriskAdapter.Observability;
 using CallRouter.Messages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Polly.Timeout;
 
 namespace CallRouter.AsteriskAdapter.Control;
 
@@ -13,7 +14,7 @@ namespace CallRouter.AsteriskAdapter.Control;
 /// hangs up the caller, the caller hangs up, the app stops heartbeating, or the adapter stops. Whatever ends it, the
 /// channels the app created are hung up and its bridges destroyed.
 /// </summary>
-public sealed class CallControl(AriClient ari, AriControlClient control, ControlBroker broker, ControlSessions sessions, LiveApps live,
+public sealed class CallControl(AriClient ari, CallHandover handover, AriControlClient control, ControlBroker broker, ControlSessions sessions, LiveApps live,
     CallRecorder recorder, AdapterMetrics metrics, ControlMetrics controlMetrics, BackgroundWork work, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallControl> logger)
 {
     /// <summary>First Stasis argument of every channel the adapter creates for a controlled call (then the call id).</summary>
@@ -47,10 +48,25 @@ public sealed class CallControl(AriClient ari, AriControlClient control, Control
         };
         if (call.Options.Args is { Count: > 0 } args)
             variables.Add((CallHandover.ArgsVariable, string.Join(':', args)));
-        var outcomes = await Task.WhenAll(variables.Select(v => ari.SetVariable(call.ChannelId, v.Item1, v.Item2)));
+        AriOutcome[] outcomes;
+        string? ariError = null;
+        try
+        {
+            outcomes = await Task.WhenAll(variables.Select(v => ari.SetVariable(call.ChannelId, v.Item1, v.Item2)));
+        }
+        catch (Exception exception) when (exception is HttpRequestException or TimeoutRejectedException or OperationCanceledException)
+        {
+            (outcomes, ariError) = ([], exception is HttpRequestException ? exception.Message : "ARI did not answer in time");
+        }
 
         await broker.PublishEvent(session.Winner, Topology.Types.CallControlStarted, call.CallId,
             new CallControlStarted(call.CallId, session.Winner, call.ChannelId, _options.Node, broker.Route, clock.GetUtcNow()));
+        if (ariError is not null)
+        {
+            // The app was told it won: it hears the call start and end, and the caller goes back FAILED / ari-error.
+            await End(session, ControlEnding.AriError, $"control handover failed: {ariError}");
+            return;
+        }
         if (outcomes.Any(o => o != AriOutcome.Done))
         {
             await End(session, ControlEnding.CallerHangup, "the caller left before control started");
@@ -191,8 +207,13 @@ public sealed class CallControl(AriClient ari, AriControlClient control, Control
 
         try
         {
-            if (ending is ControlEnding.AppGone or ControlEnding.AdapterStopping)
-                await SendCallerBack(session, ending == ControlEnding.AppGone ? DispositionReason.AppGone : DispositionReason.AdapterStopping, detail ?? ending);
+            if (ending is ControlEnding.AppGone or ControlEnding.AdapterStopping or ControlEnding.AriError)
+                await SendCallerBack(session, ending switch
+                {
+                    ControlEnding.AppGone => DispositionReason.AppGone,
+                    ControlEnding.AriError => DispositionReason.AriError,
+                    _ => DispositionReason.AdapterStopping,
+                }, detail ?? ending);
             await Task.WhenAll(session.Channels.Keys.Select(id => Quietly(() => control.Delete($"channels/{AriControlClient.Segment(id)}", ("reason", "normal")))));
             await Task.WhenAll(session.Bridges.Keys.Select(id => Quietly(() => control.Delete($"bridges/{AriControlClient.Segment(id)}"))));
         }
@@ -217,12 +238,27 @@ public sealed class CallControl(AriClient ari, AriControlClient control, Control
     private async Task SendCallerBack(ControlSession session, string reason, string detail)
     {
         var id = session.CallerChannelId;
-        var set = await Task.WhenAll(
-            ari.SetVariable(id, CallHandover.StatusVariable, CallStatus.Failed),
-            ari.SetVariable(id, CallHandover.ReasonVariable, reason),
-            ari.SetVariable(id, CallHandover.DetailVariable, detail));
-        if (set.All(o => o == AriOutcome.Done))
-            await ari.Continue(id, null, null, null);
+        if (reason != DispositionReason.AdapterStopping)
+        {
+            // Retried until the caller has left the app or is gone (FAILED / ari-error if ARI keeps failing).
+            await handover.Execute(id, session.CallId, new Decision(CallStatus.Failed, reason, session.Winner, session.Args, detail));
+            return;
+        }
+        // Stopping: the handover's retries end with the host, so one direct try each (every request has its own retries).
+        try
+        {
+            var set = await Task.WhenAll(
+                ari.SetVariable(id, CallHandover.StatusVariable, CallStatus.Failed),
+                ari.SetVariable(id, CallHandover.ReasonVariable, reason),
+                ari.SetVariable(id, CallHandover.DetailVariable, detail));
+            if (set.All(o => o == AriOutcome.Done))
+                await ari.Continue(id, null, null, null);
+        }
+        catch (Exception exception) when (exception is HttpRequestException or TimeoutRejectedException or OperationCanceledException)
+        {
+            logger.LogError("Controlled call {CallId}: the caller could not be sent back while the adapter stops ({Error}); the next run fails it as adapter-restarted",
+                session.CallId, exception.Message);
+        }
     }
 
     private async Task Quietly(Func<Task<AriAnswer>> request)

@@ -19,8 +19,9 @@ public sealed class AdapterMetrics
     private readonly Counter<long> _failed;
     private readonly Counter<long> _endings;
     private readonly Histogram<double> _latency;
+    private readonly Counter<long> _stuck;
 
-    public AdapterMetrics(IMeterFactory meters, CallBook book, LiveApps live, AriEventStream ari, AdapterBroker broker, IOptions<AdapterOptions> options)
+    public AdapterMetrics(IMeterFactory meters, CallBook book, LiveApps live, AriEventStream ari, AriClient rest, AdapterBroker broker, IOptions<AdapterOptions> options)
     {
         var meter = meters.Create(MeterName);
         _broadcasts = meter.CreateCounter<long>("callrouter.adapter.broadcasts", "{call}", "Calls broadcast to apps");
@@ -34,6 +35,12 @@ public sealed class AdapterMetrics
             "Broadcast calls waiting for a decision");
         meter.CreateObservableCounter("callrouter.adapter.ari_reconnects", () => ari.Reconnects, "{connection}",
             "ARI WebSocket connections made after the first");
+        meter.CreateObservableCounter("callrouter.adapter.ari_disconnected", () => ari.DisconnectedTime.TotalSeconds, "s",
+            "Time the ARI WebSocket was down after its first connect; Asterisk fails calls that reach Stasis meanwhile (STASISSTATUS=FAILED)");
+        meter.CreateObservableCounter("callrouter.adapter.ari_request_failures", () => rest.FailedAttempts, "{request}",
+            "ARI requests that answered 5xx, were reset or timed out (retried or not)");
+        _stuck = meter.CreateCounter<long>("callrouter.adapter.handovers_stuck", "{call}",
+            "Calls whose FAILED/ari-error fallback failed too; retried until the channel leaves the app or is gone");
         meter.CreateObservableGauge("callrouter.adapter.ari_connected", () => ari.IsConnected ? 1 : 0, null,
             "1 while the ARI WebSocket is connected");
         meter.CreateObservableGauge("callrouter.adapter.broker_connected", () => broker.IsConnected ? 1 : 0, null,
@@ -47,6 +54,9 @@ public sealed class AdapterMetrics
     }
 
     public void Broadcast() => _broadcasts.Add(1);
+
+    /// <summary>A call's ari-error fallback failed as well: it is being retried until the channel has left.</summary>
+    public void HandoverStuck() => _stuck.Add(1);
 
     /// <summary>A call sent back FAILED without a broadcast decision (no live app, bad options or filter, restart, failed move).</summary>
     public void Failed(string reason)

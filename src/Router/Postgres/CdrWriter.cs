@@ -16,7 +16,8 @@ namespace CallRouter.Router.Postgres;
 /// Writes CallRecord messages from the durable cdr.writer queue into call_records, a batch per transaction, and
 /// acknowledges them only once committed. While PostgreSQL is away the batch is retried (the messages stay
 /// unacknowledged, the rest wait in the queue), so nothing is lost; routing does not wait for it. A record that
-/// arrives twice is written once (ON CONFLICT DO NOTHING on call_id). A record that cannot be read or stored is parked
+/// arrives twice is written once (ON CONFLICT on call_id; a later copy only fills in a claim count the row lacks: the
+/// adapter sends a call's record when its channel ends and again with the router's claim tally). A record that cannot be read or stored is parked
 /// in cdr.writer_error with x-error saying why. Every router with PostgreSQL runs one; they share the queue.
 /// </summary>
 public sealed class CdrWriter(
@@ -32,7 +33,8 @@ public sealed class CdrWriter(
             @ChannelCreatedAt, @BroadcastAt, @Deadline, @Audience, @AudienceSize, @Claims, @Winner, @ClaimedAt, @ClaimLatencyMs,
             @HandedOverAt, @DecisionLatencyMs, @Status, @Reason, @Target, @EndedAt, @DurationS, @HangupCause, @HangupCauseText,
             @Controlled, @AnsweredAt, @ControlEnding, @ParentCallId)
-        ON CONFLICT (call_id) DO NOTHING
+        ON CONFLICT (call_id) DO UPDATE SET claims = EXCLUDED.claims
+            WHERE call_records.claims IS NULL AND EXCLUDED.claims IS NOT NULL
         """;
 
     private static readonly HashSet<string> Statuses = [CallStatus.Success, CallStatus.Timeout, CallStatus.Failed, CallStatus.Abandoned];

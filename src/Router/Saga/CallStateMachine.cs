@@ -213,7 +213,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             await End(context, call, CallStatus.Success, claim.Control ? DispositionReason.Controlled : DispositionReason.Claimed);
             await Outbound.Continue(context, call.Node!, Decision(call, claim));
             if (call.NotifyClaimed)
-                await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt));
+                await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt), call.Deadline);
         }
         await Outbound.Reply(context, reply, verdict);
     }

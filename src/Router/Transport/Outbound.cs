@@ -56,11 +56,18 @@ public static class Outbound
         await endpoint.Send(tally, send => Stamp(send, Topology.Types.ClaimTally, node, tally.CallId.ToString()));
     }
 
-    public static async Task NotifyClaimed(ConsumeContext context, IEnumerable<string> audience, CallClaimed claimed)
+    /// <param name="expires">The call's deadline: like its broadcast, the notice expires then (per-message TTL).</param>
+    public static async Task NotifyClaimed(ConsumeContext context, IEnumerable<string> audience, CallClaimed claimed, DateTimeOffset? expires)
     {
         var endpoint = await context.GetSendEndpoint(BroadcastExchange);
+        var ttl = expires is { } at ? TimeSpan.FromMilliseconds(Math.Max(1, (at - DateTimeOffset.UtcNow).TotalMilliseconds)) : (TimeSpan?)null;
         foreach (var app in audience)
-            await endpoint.Send(claimed, send => Stamp(send, Topology.Types.CallClaimed, app, claimed.CallId.ToString()));
+            await endpoint.Send(claimed, send =>
+            {
+                Stamp(send, Topology.Types.CallClaimed, app, claimed.CallId.ToString());
+                if (ttl is { } t)
+                    send.TimeToLive = t;
+            });
     }
 
     /// <summary>This host's metrics, from the consume context's container scope (Outbound is called from the saga).</summary>

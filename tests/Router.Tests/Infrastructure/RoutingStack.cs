@@ -43,6 +43,9 @@ public sealed class RoutingStack : IAsyncLifetime
 
     public AriSimulatorOptions? SimulatorOptions { get; set; }
 
+    /// <summary>Extra logging for adapters this stack starts (e.g. a provider that keeps every line for a test to read).</summary>
+    public Action<ILoggingBuilder>? ConfigureAdapterLogging { get; set; }
+
     /// <summary>Routers write CDRs to <paramref name="database"/>; with <paramref name="sagas"/>, saga state lives there too.</summary>
     public void UsePostgres(TestDatabase database, bool sagas)
     {
@@ -59,6 +62,8 @@ public sealed class RoutingStack : IAsyncLifetime
         ["Adapter:DefaultTimeoutMs"] = "2000",
         ["Adapter:FallbackGrace"] = "00:00:00.500",
         ["Adapter:AppLivenessTimeout"] = "00:00:05",
+        // The stack's apps heartbeat every second: a second after it starts, an adapter knows every live app.
+        ["Adapter:AppWarmup"] = "00:00:01",
     };
 
     public async Task InitializeAsync()
@@ -94,18 +99,25 @@ public sealed class RoutingStack : IAsyncLifetime
 
     public async Task StartAdapter() => Adapter = await StartAdapterFor(Ari, Node);
 
-    /// <summary>An adapter for one Asterisk (simulator) with its own node id, started and connected; apps already added are live to it.</summary>
-    public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node)
+    /// <summary>
+    /// An adapter for one Asterisk (simulator) with its own node id, started and connected to ARI; unless
+    /// <paramref name="untilReady"/> is false, also past its warm-up (it knows which apps are live) with the apps already added live to it.
+    /// </summary>
+    public async Task<IHost> StartAdapterFor(AriSimulator.AriSimulator ari, string node, bool untilReady = true)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(AdapterSettings)
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        ConfigureAdapterLogging?.Invoke(builder.Logging);
         builder.AddAsteriskAdapter();
         var adapter = builder.Build();
         await adapter.StartAsync();
         await ari.WaitForAppAsync(StasisApp, TimeSpan.FromSeconds(15));
+        if (!untilReady)
+            return adapter;
         var live = adapter.Services.GetRequiredService<LiveApps>();
+        await Eventually.True(() => live.Knows, TimeSpan.FromSeconds(30), $"the adapter on {node} never finished learning the live apps");
         foreach (var app in _apps)
             await Eventually.True(() => live.IsLive(app.Name), TimeSpan.FromSeconds(10), $"app {app.Name} never became live on {node}");
         return adapter;

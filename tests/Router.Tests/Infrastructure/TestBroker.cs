@@ -139,6 +139,24 @@ public sealed class TestBroker : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Closes (as an operator would in the console) every connection to this virtual host whose client-provided name
+    /// starts with <paramref name="namePrefix"/>; returns how many. Clients with automatic recovery reconnect by themselves.
+    /// </summary>
+    public async Task<int> CloseConnections(string namePrefix)
+    {
+        var closed = 0;
+        foreach (var connection in (await GetJson($"vhosts/{Uri.EscapeDataString(Options.VirtualHost)}/connections")).EnumerateArray())
+        {
+            var clientName = connection.TryGetProperty("client_properties", out var p) && p.TryGetProperty("connection_name", out var n) ? n.GetString() : null;
+            if (clientName?.StartsWith(namePrefix, StringComparison.Ordinal) != true)
+                continue;
+            (await _management.DeleteAsync($"connections/{Uri.EscapeDataString(connection.GetProperty("name").GetString()!)}")).EnsureSuccessStatusCode();
+            closed++;
+        }
+        return closed;
+    }
+
     /// <summary>The management API path of a queue in this virtual host.</summary>
     public string QueuePath(string queue) => $"queues/{Uri.EscapeDataString(Options.VirtualHost)}/{Uri.EscapeDataString(queue)}";
 
