@@ -8,7 +8,7 @@
 # move to the majority, which keeps every quorum queue's leader and no two sides accept writes for one queue.
 set -euo pipefail
 here="$(dirname "$0")"
-image="${RABBITMQ_IMAGE:-callrouter/rabbitmq:bookworm}"
+image="${RABBITMQ_IMAGE:-callrouter/rabbitmq:bookworm-2}"
 network="${CLUSTER_NETWORK:-callrouter-cluster}"
 amqp_base="${CLUSTER_PORT_BASE:-5681}"
 mgmt_base="${CLUSTER_MGMT_BASE:-15681}"

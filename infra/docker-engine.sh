@@ -3,13 +3,13 @@
 # is skipped when already done (engine answering, image present).
 #  - Debian's docker.io (engine 20.10, Docker API 1.41: hence Testcontainers 3.x, 4.x needs 1.44) if dockerd is missing;
 #  - dockerd started in the background (root) if no engine answers; its log in /var/log/dockerd.log;
-#  - the image $RABBITMQ_IMAGE (callrouter/rabbitmq:bookworm) built from Debian's packages if absent: no image registry
+#  - the image $RABBITMQ_IMAGE (callrouter/rabbitmq:bookworm-2; the suffix changes with its recipe) built from Debian's packages if absent: no image registry
 #    is reachable here, so mmdebstrap makes a root file system with rabbitmq-server from the apt mirror, and
 #    "docker import" turns it into an image. Logs go to stdout (RABBITMQ_LOGS=-), where Testcontainers' readiness
 #    check reads "Server startup complete". RABBITMQ_COOKIE, when set, becomes the node's Erlang cookie before the
 #    server starts (a cluster's nodes share one).
 set -euo pipefail
-image="${RABBITMQ_IMAGE:-callrouter/rabbitmq:bookworm}"
+image="${RABBITMQ_IMAGE:-callrouter/rabbitmq:bookworm-2}"
 started=$SECONDS
 
 apt_install() {
@@ -45,7 +45,10 @@ if [ -n "${RABBITMQ_COOKIE:-}" ]; then
   done
   chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie
 fi
-exec /usr/sbin/rabbitmq-server
+# As PID 1, straight as the rabbitmq user: Debian's /usr/sbin/rabbitmq-server would run it under su, which leaves a
+# shell as PID 1 that ignores SIGTERM, so "docker stop" would wait its 10 s and kill the node instead of stopping it.
+cd /var/lib/rabbitmq
+exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-server
 EOF
   # The apt mirror this machine uses (first deb line of its sources), so the build needs nothing else from outside.
   mirror=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' || true)

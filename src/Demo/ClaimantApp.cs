@@ -49,6 +49,8 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
             VirtualHost = broker.VirtualHost,
             UserName = broker.User, Password = broker.Password, ClientProvidedName = $"app {Name}",
             ConsumerDispatchConcurrency = 16,
+            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
         };
         _connection = await factory.CreateConnectionAsync(broker.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
         // The exclusive reply queue is made again, under a new name, when the connection recovers (broker restart, another node).

@@ -34,6 +34,8 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
             Password = b.Password,
             AutomaticRecoveryEnabled = true,
             TopologyRecoveryEnabled = true,
+            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
             ConsumerDispatchConcurrency = 64,
             ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
         };

@@ -205,6 +205,8 @@ public sealed class CdrWriter(
         {
             VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
             ClientProvidedName = "router cdr writer", AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true,
+            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
         };
         for (var attempt = 1; ; attempt++)
         {

@@ -31,7 +31,7 @@ public sealed class BrokerContainer : IAsyncDisposable
         Port = port;
     }
 
-    public static string Image => Environment.GetEnvironmentVariable("RABBITMQ_IMAGE") ?? "callrouter/rabbitmq:bookworm";
+    public static string Image => Environment.GetEnvironmentVariable("RABBITMQ_IMAGE") ?? "callrouter/rabbitmq:bookworm-2";
 
     public RabbitMqContainer Container { get; }
 
