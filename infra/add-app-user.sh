@@ -2,6 +2,8 @@
 # Creates (or updates) the RabbitMQ user for one app, with only the rights an app needs (README "Security: app users").
 # Usage: infra/add-app-user.sh APP PASSWORD [VHOST=/]    Idempotent: running it again resets the password and rights.
 # The user is named after the app: the router and adapters let a user speak only for the app of its own name.
+# It also declares the app's queue app.APP and its binding (README "Wire contract"): in a cluster it is a quorum queue
+# (RABBITMQ_QUEUE_TYPE=quorum), which an app declaring it with no arguments could not match.
 set -euo pipefail
 source "$(dirname "$0")/management.sh"
 
@@ -27,4 +29,10 @@ mgmt PUT "users/$user" "{\"password\":$(json_string "$password"),\"tags\":\"\"}"
 mgmt PUT "permissions/$v/$user" "$(printf '{"configure":"^(app\\\\.%s|amq\\\\.gen-.*)$","write":"^(app\\\\.%s|call\\\\.claims|app\\\\.heartbeats)$","read":"^(app\\\\.%s|call\\\\.broadcasts|amq\\\\.gen-.*)$"}' "$app" "$app" "$app")"
 # On the topic exchange, bindings (checked against "read") only with its own name as routing key; no publishing.
 mgmt PUT "topic-permissions/$v/$user" "$(printf '{"exchange":"call.broadcasts","read":"^%s$","write":"^$"}' "$app")"
+# The app's queue, bound to the broadcasts with its name (the exchange as infra/broker-definitions.sh declares it).
+queue_arguments='{}'
+[ "${RABBITMQ_QUEUE_TYPE:-classic}" = quorum ] && queue_arguments='{"x-queue-type":"quorum"}'
+mgmt PUT "exchanges/$v/call.broadcasts" '{"type":"topic","durable":true,"auto_delete":false,"internal":false,"arguments":{}}'
+mgmt PUT "queues/$v/$(urlencode "app.$app")" "{\"durable\":true,\"auto_delete\":false,\"arguments\":$queue_arguments}"
+mgmt POST "bindings/$v/e/call.broadcasts/q/$(urlencode "app.$app")" "{\"routing_key\":$(json_string "$app"),\"arguments\":{}}"
 echo "add-app-user: user '$app' in vhost '$vhost' can use queue app.$app, claim and heartbeat"

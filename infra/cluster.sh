@@ -34,8 +34,14 @@ node_up() {
       exec /usr/local/bin/start-rabbitmq' >/dev/null
 }
 
+# rabbitmqctl cannot reach a node whose Erlang VM is still booting: ask again until it answers.
 await_node() {
-  docker exec "rabbit$1" rabbitmqctl -q await_startup --timeout 120 >/dev/null
+  for _ in $(seq 1 60); do
+    docker exec "rabbit$1" rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 && return
+    sleep 1
+  done
+  echo "cluster: rabbit$1 did not start; see docker logs rabbit$1" >&2
+  exit 1
 }
 
 up() {
