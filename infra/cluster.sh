@@ -6,6 +6,8 @@
 # so clients take RABBITMQ_HOSTS=127.0.0.1:5681,127.0.0.1:5682,127.0.0.1:5683 and Broker__QueueType=quorum.
 # Partition handling is pause_minority: with three nodes, a node cut off from the other two stops serving, so clients
 # move to the majority, which keeps every quorum queue's leader and no two sides accept writes for one queue.
+# net_ticktime 10 s (Erlang's default 60 s): a peer that stops answering is declared down within about 10 s; until
+# then operations that touch the whole cluster (declaring a queue, an exclusive reply queue) wait for it.
 set -euo pipefail
 here="$(dirname "$0")"
 image="${RABBITMQ_IMAGE:-callrouter/rabbitmq:bookworm-2}"
@@ -31,6 +33,7 @@ node_up() {
     -p "127.0.0.1:$((amqp_base + n - 1)):5672" -p "127.0.0.1:$((mgmt_base + n - 1)):15672" \
     "$image" sh -c 'echo "[rabbitmq_management]." >/etc/rabbitmq/enabled_plugins &&
       printf "cluster_partition_handling = pause_minority\nloopback_users = none\n" >/etc/rabbitmq/rabbitmq.conf &&
+      echo "[{kernel, [{net_ticktime, 10}]}]." >/etc/rabbitmq/advanced.config &&
       exec /usr/local/bin/start-rabbitmq' >/dev/null
 }
 

@@ -51,6 +51,7 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
             ConsumerDispatchConcurrency = 16,
             // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
             NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = broker.Heartbeat,
         };
         _connection = await factory.CreateConnectionAsync(broker.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
         // The exclusive reply queue is made again, under a new name, when the connection recovers (broker restart, another node).

@@ -23,6 +23,12 @@ public sealed class BrokerOptions
     /// <summary>"classic" (default, one node) or "quorum" (a cluster): the type of the durable queues we declare.</summary>
     public string QueueType { get; set; } = Environment.GetEnvironmentVariable("RABBITMQ_QUEUE_TYPE") ?? "classic";
 
+    /// <summary>
+    /// AMQP heartbeat: a connection whose node went silent (cut off by a partition, its machine gone) is given up after
+    /// about two of these and the client moves to another node. RabbitMQ's default of 60 s would stall calls that long.
+    /// </summary>
+    public TimeSpan Heartbeat { get; set; } = TimeSpan.FromSeconds(5);
+
     public bool UsesQuorumQueues => string.Equals(QueueType, QuorumQueues, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The nodes to connect to, in the order given.</summary>

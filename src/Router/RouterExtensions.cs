@@ -91,6 +91,7 @@ public static class RouterExtensions
                     h.Username(broker.User);
                     h.Password(broker.Password);
                     h.PublisherConfirmation = router.PublisherConfirms;
+                    h.Heartbeat(broker.Heartbeat);
                     // A cluster: MassTransit connects to one of the nodes and cycles through them when it loses it.
                     if (broker.Nodes() is { Count: > 1 } nodes)
                         h.UseCluster(c =>

@@ -36,6 +36,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
             TopologyRecoveryEnabled = true,
             // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
             NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = b.Heartbeat,
             ConsumerDispatchConcurrency = 64,
             ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
         };

@@ -207,6 +207,7 @@ public sealed class CdrWriter(
             ClientProvidedName = "router cdr writer", AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true,
             // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
             NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = b.Heartbeat,
         };
         for (var attempt = 1; ; attempt++)
         {

@@ -17,6 +17,9 @@ namespace CallRouter.Tests.Infrastructure;
 public sealed class RabbitCluster : IAsyncLifetime
 {
     private const string Config = "cluster_partition_handling = pause_minority\nloopback_users = none\n";
+
+    /// <summary>A peer that stops answering is declared down after 10 s (Erlang's default is 60 s, infra/cluster.sh does the same).</summary>
+    private const string AdvancedConfig = "[{kernel, [{net_ticktime, 10}]}].\n";
     private readonly List<RabbitMqContainer> _nodes = [];
     private INetwork _network = null!;
 
@@ -43,6 +46,7 @@ public sealed class RabbitCluster : IAsyncLifetime
                 .WithEnvironment("RABBITMQ_NODENAME", $"rabbit@rabbit{n}")
                 .WithEnvironment("RABBITMQ_COOKIE", cookie)
                 .WithResourceMapping(Encoding.UTF8.GetBytes(Config), "/etc/rabbitmq/rabbitmq.conf")
+                .WithResourceMapping(Encoding.UTF8.GetBytes(AdvancedConfig), "/etc/rabbitmq/advanced.config")
                 .WithPortBinding(Ports[n - 1], RabbitMqBuilder.RabbitMqPort)
                 .Build());
         }
