@@ -148,10 +148,10 @@ string Report()
     b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; broker: {(clusterNodes == "" ? "one node, classic queues" : $"three-node cluster ({clusterNodes}), quorum queues")}; {(database is null ? "in-memory saga, one router, no CDRs" : $"saga state in PostgreSQL, {routerCount} router process(es), CDRs written")}; {appCount} racing apps.").AppendLine();
     b.AppendLine("| run | offered | calls/s achieved | p50 ms | p90 ms | p99 ms | max ms | p50 / floor p50 | timeouts | double wins | router CPU | adapter CPU |");
     b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {floor[^1]:F2} | 1.0 | – | – | – | – |");
-    b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {fixedLatency[^1]:F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
-    b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {saturationLatency[^1]:F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
-    b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {lateness[^1]:F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
+    b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {Max(floor):F2} | 1.0 | – | – | – | – |");
+    b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {Max(fixedLatency):F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
+    b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {Max(saturationLatency):F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
+    b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {Max(lateness):F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
     b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB ({routerRssIdle.Now:F0} MB just before them; peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     var calls = (double)fixedRun.Count;
@@ -250,6 +250,8 @@ static double Achieved(List<Sim.SimChannel> channels)
 static int Count(List<Sim.SimChannel> channels, string status) => channels.Count(c => Var(c, "ROUTER_STATUS") == status);
 
 static string Var(Sim.SimChannel channel, string name) => channel.Variables.TryGetValue(name, out var value) ? value : "";
+
+static double Max(List<double> sorted) => sorted.Count == 0 ? double.NaN : sorted[^1];
 
 static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * q) - 1)];
 
