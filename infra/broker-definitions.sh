@@ -4,6 +4,7 @@
 # Every declaration here is exactly what the router (MassTransit), the adapter and src/Messages/Topology.cs declare
 # (same type, durable, no arguments); a difference would make their own declarations fail with PRECONDITION_FAILED.
 # APP_QUEUE_TTL_MS (60000 = the longest broadcast timeout): how long a message may wait in an app queue.
+# RABBITMQ_QUEUE_TYPE=quorum (a cluster, as the code's Broker__QueueType=quorum): the durable queues are quorum queues.
 set -euo pipefail
 source "$(dirname "$0")/management.sh"
 vhost="${1:-/}"
@@ -13,7 +14,9 @@ ttl="${APP_QUEUE_TTL_MS:-60000}"
 mgmt PUT "vhosts/$v"
 
 exchange() { mgmt PUT "exchanges/$v/$(urlencode "$1")" "{\"type\":\"$2\",\"durable\":true,\"auto_delete\":false,\"internal\":false,\"arguments\":{}}"; }
-queue() { mgmt PUT "queues/$v/$(urlencode "$1")" '{"durable":true,"auto_delete":false,"arguments":{}}'; }
+queue_arguments='{}'
+[ "${RABBITMQ_QUEUE_TYPE:-classic}" = quorum ] && queue_arguments='{"x-queue-type":"quorum"}'
+queue() { mgmt PUT "queues/$v/$(urlencode "$1")" "{\"durable\":true,\"auto_delete\":false,\"arguments\":$queue_arguments}"; }
 # bind SOURCE e|q DESTINATION [ROUTING-KEY]; a binding that exists already is left as it is.
 bind() { mgmt POST "bindings/$v/e/$(urlencode "$1")/$2/$(urlencode "$3")" "{\"routing_key\":$(json_string "${4:-}"),\"arguments\":{}}"; }
 
@@ -55,8 +58,8 @@ exchange dead-letters fanout
 queue dead-letters
 bind dead-letters q dead-letters
 
-# App queues are declared by the apps, with no arguments: the TTL and dead-lettering come from a policy. A message's
+# App queues are declared by infra/add-app-user.sh (apps may declare them again with the same arguments): the TTL and dead-lettering come from a policy. A message's
 # own expiration (broadcasts carry their deadline) still applies when it is shorter. Not app.heartbeats_error.
 mgmt PUT "policies/$v/app-queues" "{\"pattern\":\"^app\\\\.(?!heartbeats_error\$)\",\"apply-to\":\"queues\",\"priority\":0,\"definition\":{\"message-ttl\":$ttl,\"dead-letter-exchange\":\"dead-letters\"}}"
 mgmt PUT "policies/$v/dead-letters" '{"pattern":"^dead-letters$","apply-to":"queues","priority":0,"definition":{"message-ttl":86400000,"max-length":100000}}'
-echo "broker-definitions: vhost '$vhost' has the router's exchanges and queues, app-queue TTL ${ttl} ms, dead-letters"
+echo "broker-definitions: vhost '$vhost' has the router's exchanges and ${RABBITMQ_QUEUE_TYPE:-classic} queues, app-queue TTL ${ttl} ms, dead-letters"

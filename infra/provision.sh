@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the demo and the tests need on this machine: RabbitMQ with its console, the broker definitions and
-# policies in the default vhost, PostgreSQL 15, python3-pika, amqplib for examples/node, and a Compose client (only
-# its "config" is used: no Docker engine runs here).
+# policies in the default vhost, PostgreSQL 15, python3-pika, amqplib for examples/node, a Compose client (only its
+# "config" is used), and a Docker engine with the RabbitMQ image the Testcontainers tests start brokers from.
 set -euo pipefail
 here="$(dirname "$0")"
 "$here/rabbitmq.sh"
@@ -27,3 +27,6 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   apt-get update -qq
   apt-get install -y -qq docker-compose >/dev/null
 fi
+
+# Brokers of a test's own (restarts, a cluster, node loss, partitions): dockerd and the image, built once (about 2 min).
+"$here/docker-engine.sh"

@@ -24,16 +24,27 @@ var sagas = Arg("--sagas", "memory");
 var routerCount = int.Parse(Arg("--routers", "1"));
 var controlledRate = int.Parse(Arg("--controlled-rate", "100"));
 var controlledSeconds = int.Parse(Arg("--controlled-seconds", "10"));
+// A cluster (infra/cluster.sh): its nodes "host:port,..." and their management port; its queues are quorum queues.
+var clusterNodes = Arg("--cluster", "");
+if (clusterNodes != "")
+{
+    Environment.SetEnvironmentVariable("RABBITMQ_HOSTS", clusterNodes);
+    Environment.SetEnvironmentVariable("RABBITMQ_QUEUE_TYPE", BrokerOptions.QuorumQueues);
+    Environment.SetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT", Arg("--cluster-management-port", "15681"));
+}
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
     throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
 var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
-var broker = await FreshVirtualHost(new BrokerOptions());
+var broker = new BrokerOptions();
+(broker.Host, broker.Port) = broker.Nodes()[0];
+broker = await FreshVirtualHost(broker);
 await using var ari = await Sim.AriSimulator.StartAsync(new Sim.AriSimulatorOptions { HangupAfterHandover = TimeSpan.FromMilliseconds(50) });
 var environment = new Dictionary<string, string>
 {
     ["Broker__Host"] = broker.Host, ["Broker__Port"] = broker.Port.ToString(), ["Broker__VirtualHost"] = broker.VirtualHost,
     ["Broker__User"] = broker.User, ["Broker__Password"] = broker.Password,
+    ["Broker__Hosts"] = broker.Hosts, ["Broker__QueueType"] = broker.QueueType,
     ["Adapter__AriUrl"] = ari.BaseUrl.ToString(), ["Adapter__Node"] = "bench", ["Http__Urls"] = "http://127.0.0.1:0",
     ["Postgres__WriteCdrs"] = "false",
     // The racing apps share the benchmark's broker user, which so owns every app name.
@@ -83,7 +94,11 @@ Console.WriteLine($"raw floor: 3-hop relay of {sample.Length}-byte messages at {
 var floor = await RawFloor.Measure(broker, sample.Length, rate, rate * Math.Min(seconds, 10));
 
 Console.WriteLine($"fixed rate: {rate} calls/s for {seconds} s, {appCount} apps racing");
+var statsBefore = await BrokerTotals(broker);
 var (fixedRun, fixedCpu) = await Measured(() => Offer(rate, rate * seconds, _ => ["timeout=2000", raceFilter]));
+// The management API samples every 5 s: wait for the sample that includes the whole fixed-rate run.
+await Task.Delay(TimeSpan.FromSeconds(11));
+var statsAfter = await BrokerTotals(broker);
 
 Console.WriteLine($"timeouts: {rate} calls/s for 5 s that nobody claims (timeout 500 ms)");
 var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^observer$"]);
@@ -140,17 +155,21 @@ string Report()
     var b = new StringBuilder();
     b.AppendLine().AppendLine($"## {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC").AppendLine();
     b.AppendLine($"Machine: {Environment.ProcessorCount} cores ({cpuModel}), {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1 << 30)} GiB; 1-minute load average {loadBefore} before, {loadAfter} after; RabbitMQ, router, adapter, simulator and apps all on this box.");
-    b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; {(database is null ? "in-memory saga, one router, no CDRs" : $"saga state in PostgreSQL, {routerCount} router process(es), CDRs written")}; {appCount} racing apps.").AppendLine();
+    b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; broker: {(clusterNodes == "" ? "one node, classic queues" : $"three-node cluster ({clusterNodes}), quorum queues")}; {(database is null ? "in-memory saga, one router, no CDRs" : $"saga state in PostgreSQL, {routerCount} router process(es), CDRs written")}; {appCount} racing apps.").AppendLine();
     b.AppendLine("| run | offered | calls/s achieved | p50 ms | p90 ms | p99 ms | max ms | p50 / floor p50 | timeouts | double wins | router CPU | adapter CPU |");
     b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {floor[^1]:F2} | 1.0 | – | – | – | – |");
-    b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {fixedLatency[^1]:F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
-    b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {saturationLatency[^1]:F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
-    b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {lateness[^1]:F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
+    b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {Max(floor):F2} | 1.0 | – | – | – | – |");
+    b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {Max(fixedLatency):F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
+    b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {Max(saturationLatency):F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
+    b.AppendLine().AppendLine($"- Timeout fallback lateness at {rate}/s ({lateness.Count} calls, 500 ms timeout, from StasisStart): p50 {P(lateness, .5):F1} ms, p99 {P(lateness, .99):F1} ms, max {Max(lateness):F1} ms; all TIMEOUT by the router: {timeoutRun.All(c => Var(c, "ROUTER_REASON") == DispositionReason.NoClaim)}.");
     b.AppendLine($"- Router RSS with {openCalls:N0} open broadcasts: {routerRssOpen.Now:F0} MB ({routerRssIdle.Now:F0} MB just before them; peak over the whole run {router.RssMb().Peak:F0} MB); adapter peak RSS {adapter.RssMb().Peak:F0} MB.");
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     if (controlled is { } c)
         b.AppendLine($"- Controlled calls (bridge-dial over the bus, 8 commands per call) at {controlledRate}/s for {controlledSeconds} s: {c.Completed:N0} of {c.Offered:N0} completed, {c.CallsPerSecond:F0} calls/s; command round trip (app → adapter → ARI → reply, {c.RoundTripsMs.Count:N0} commands) p50 {P(c.RoundTripsMs, .5):F2} ms, p99 {P(c.RoundTripsMs, .99):F2} ms, max {(c.RoundTripsMs.Count > 0 ? c.RoundTripsMs[^1] : double.NaN):F2} ms; {c.Failures} failed flows; left on the Asterisk afterwards: {c.LeftChannels} channels, {c.LeftBridges} bridges.");
+    var calls = (double)fixedRun.Count;
+    b.AppendLine($"- Broker cost per call at the fixed rate (management API, whole virtual host, {appCount} racing apps): " +
+        $"{(statsAfter.Published - statsBefore.Published) / calls:F1} messages published, {(statsAfter.Delivered - statsBefore.Delivered) / calls:F1} delivered, " +
+        $"{(statsAfter.BytesIn - statsBefore.BytesIn) / calls / 1024:F1} KiB in and {(statsAfter.BytesOut - statsBefore.BytesOut) / calls / 1024:F1} KiB out of the broker ({(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}).");
     b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
     return b.ToString();
 }
@@ -244,6 +263,8 @@ static int Count(List<Sim.SimChannel> channels, string status) => channels.Count
 
 static string Var(Sim.SimChannel channel, string name) => channel.Variables.TryGetValue(name, out var value) ? value : "";
 
+static double Max(List<double> sorted) => sorted.Count == 0 ? double.NaN : sorted[^1];
+
 static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(sorted.Count * q) - 1)];
 
 string Arg(string name, string fallback)
@@ -257,6 +278,17 @@ static HttpClient Management(BrokerOptions broker)
     var http = new HttpClient { BaseAddress = new Uri($"http://{broker.Host}:{Environment.GetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT") ?? "15672"}/api/") };
     http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{broker.User}:{broker.Password}")));
     return http;
+}
+
+// Messages published and delivered in the virtual host, and bytes clients sent to and got from the broker (every connection).
+static async Task<(double Published, double Delivered, double BytesIn, double BytesOut)> BrokerTotals(BrokerOptions broker)
+{
+    using var http = Management(broker);
+    using var vhost = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"vhosts/{Uri.EscapeDataString(broker.VirtualHost)}"));
+    var stats = vhost.RootElement.TryGetProperty("message_stats", out var m) ? m : default;
+    double Stat(string name) => stats.ValueKind == System.Text.Json.JsonValueKind.Object && stats.TryGetProperty(name, out var v) ? v.GetDouble() : 0;
+    double Octets(string name) => vhost.RootElement.TryGetProperty(name, out var v) ? v.GetDouble() : 0;
+    return (Stat("publish"), Stat("deliver_get"), Octets("recv_oct"), Octets("send_oct"));
 }
 
 static async Task DeleteVirtualHost(BrokerOptions broker)

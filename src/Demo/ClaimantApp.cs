@@ -47,11 +47,21 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     {
         var factory = new ConnectionFactory
         {
-            HostName = broker.Host, Port = broker.Port, VirtualHost = broker.VirtualHost,
+            VirtualHost = broker.VirtualHost,
             UserName = broker.User, Password = broker.Password, ClientProvidedName = $"app {Name}",
             ConsumerDispatchConcurrency = 16,
+            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = broker.Heartbeat,
         };
-        _connection = await factory.CreateConnectionAsync(cancellationToken);
+        _connection = await factory.CreateConnectionAsync(broker.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
+        // The exclusive reply queue is made again, under a new name, when the connection recovers (broker restart, another node).
+        _connection.QueueNameChangedAfterRecoveryAsync += (_, e) =>
+        {
+            if (e.NameBefore == _replyQueue)
+                _replyQueue = e.NameAfter;
+            return Task.CompletedTask;
+        };
         _channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
 
         // The exchanges belong to the router's side (infra/broker-definitions.sh, router, adapter): an app only checks they exist.
@@ -59,7 +69,8 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
         await _channel.ExchangeDeclarePassiveAsync(Topology.ClaimExchange, cancellationToken);
         await _channel.ExchangeDeclarePassiveAsync(Topology.HeartbeatExchange, cancellationToken);
         var queue = Topology.AppQueue(Name);
-        await _channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        // The same arguments as infra/add-app-user.sh (a quorum queue in a cluster), so declaring it again is harmless.
+        await _channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, broker.DurableQueueArguments(), cancellationToken: cancellationToken);
         await _channel.QueueBindAsync(queue, Topology.BroadcastExchange, Name, cancellationToken: cancellationToken);
         // Replies are consumed on their own channel, so broadcast handlers waiting for answers never block them.
         _replies = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
@@ -77,7 +88,16 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
         {
             using var timer = new PeriodicTimer(HeartbeatInterval);
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
-                await Heartbeat();
+            {
+                try
+                {
+                    await Heartbeat();
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    // The broker is away for a moment (restart, node loss): the next beat goes out once the connection recovers.
+                }
+            }
         });
     }
 

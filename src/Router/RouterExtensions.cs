@@ -91,6 +91,14 @@ public static class RouterExtensions
                     h.Username(broker.User);
                     h.Password(broker.Password);
                     h.PublisherConfirmation = router.PublisherConfirms;
+                    h.Heartbeat(broker.Heartbeat);
+                    // A cluster: MassTransit connects to one of the nodes and cycles through them when it loses it.
+                    if (broker.Nodes() is { Count: > 1 } nodes)
+                        h.UseCluster(c =>
+                        {
+                            foreach (var (host, port) in nodes)
+                                c.Node($"{host}:{port}");
+                        });
                 });
                 // Ours is the only deserializer: MassTransit's envelope one (application/vnd.masstransit+json) would
                 // let an app's delivery past the claim reading and the ownership check.
@@ -108,6 +116,8 @@ public static class RouterExtensions
                 {
                     e.ConfigureConsumeTopology = false;
                     e.PrefetchCount = router.PrefetchCount;
+                    if (broker.UsesQuorumQueues)
+                        e.SetQuorumQueue();
                     e.ConcurrentMessageLimit = router.ConcurrentMessageLimit;
                     e.Bind(Topology.BroadcastExchange, b =>
                     {
@@ -127,9 +137,9 @@ public static class RouterExtensions
                     e.ConfigureError(x =>
                     {
                         x.UseFilter(new GenerateFaultFilter());
-                        x.UseFilter(new ParkFilter(Topology.RouterErrorQueue));
+                        x.UseFilter(new ParkFilter(Topology.RouterErrorQueue, broker.DurableQueueArguments()));
                     });
-                    e.ConfigureDeadLetter(x => x.UseFilter(new ParkFilter(Topology.RouterSkippedQueue)));
+                    e.ConfigureDeadLetter(x => x.UseFilter(new ParkFilter(Topology.RouterSkippedQueue, broker.DurableQueueArguments())));
                     e.UseInMemoryOutbox(context);
                     if (sagasInPostgres)
                     {

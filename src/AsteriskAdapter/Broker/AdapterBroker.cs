@@ -31,17 +31,19 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         var b = broker.Value;
         var factory = new ConnectionFactory
         {
-            HostName = b.Host,
-            Port = b.Port,
             VirtualHost = b.VirtualHost,
             UserName = b.User,
             Password = b.Password,
             AutomaticRecoveryEnabled = true,
             TopologyRecoveryEnabled = true,
+            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = b.Heartbeat,
             ConsumerDispatchConcurrency = 64,
             ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
         };
-        _connection = await factory.CreateConnectionAsync(cancellationToken);
+        // Any node of the list; automatic recovery moves to another when this one goes away.
+        _connection = await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
         _connection.RecoverySucceededAsync += (_, _) =>
         {
             logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);
@@ -66,7 +68,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         var heartbeats = new AsyncEventingBasicConsumer(_consume);
         heartbeats.ReceivedAsync += (_, delivery) => onHeartbeat(delivery);
         await _consume.BasicConsumeAsync(heartbeatQueue, autoAck: false, heartbeats, cancellationToken);
-        logger.LogInformation("Adapter {Node} connected to RabbitMQ {Host}:{Port}", adapter.Value.Node, b.Host, b.Port);
+        logger.LogInformation("Adapter {Node} connected to RabbitMQ {Endpoint}", adapter.Value.Node, _connection.Endpoint);
     }
 
     /// <summary>Another channel on the adapter's connection (for call control), once <see cref="Start"/> has connected.</summary>
@@ -76,20 +78,21 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     /// <summary>Idempotent declarations of everything the adapter publishes to or consumes from.</summary>
     private async Task DeclareTopology(IChannel channel, CancellationToken cancellationToken)
     {
+        var durable = broker.Value.DurableQueueArguments();
         await channel.ExchangeDeclareAsync(Topology.BroadcastExchange, ExchangeType.Topic, durable: true, cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(Topology.CommandExchange, ExchangeType.Direct, durable: true, cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(Topology.EventExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(Topology.HeartbeatExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(CommandQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(CommandQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(CommandQueue, Topology.CommandExchange, adapter.Value.Node, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(CommandErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(HeartbeatErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(CommandErrorQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(HeartbeatErrorQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
 
         // Call records wait in a durable queue until a router with PostgreSQL writes them (same declaration as its CDR writer).
         await channel.ExchangeDeclareAsync(Topology.RecordExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(Topology.RecordQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.RecordQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(Topology.RecordQueue, Topology.RecordExchange, "", cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(Topology.RecordErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.RecordErrorQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
     }
 
     /// <summary>

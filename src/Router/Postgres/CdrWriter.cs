@@ -47,7 +47,7 @@ public sealed class CdrWriter(
     {
         await using var connection = await Connect(stoppingToken);
         await using var channel = await connection.CreateChannelAsync(cancellationToken: stoppingToken);
-        await DeclareTopology(channel, stoppingToken);
+        await DeclareTopology(channel, broker.Value, stoppingToken);
         await channel.BasicQosAsync(0, (ushort)Math.Min(ushort.MaxValue, options.Value.CdrBatchSize * 2), false, stoppingToken);
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += (sender, d) =>
@@ -65,12 +65,13 @@ public sealed class CdrWriter(
     }
 
     /// <summary>The record exchange, the writers' queue and its error queue (the adapter declares the same).</summary>
-    public static async Task DeclareTopology(IChannel channel, CancellationToken cancellationToken)
+    public static async Task DeclareTopology(IChannel channel, BrokerOptions broker, CancellationToken cancellationToken)
     {
+        var durable = broker.DurableQueueArguments();
         await channel.ExchangeDeclareAsync(Topology.RecordExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(Topology.RecordQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.RecordQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(Topology.RecordQueue, Topology.RecordExchange, "", cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(Topology.RecordErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.RecordErrorQueue, durable: true, exclusive: false, autoDelete: false, durable, cancellationToken: cancellationToken);
     }
 
     private async Task WriteBatch(List<Delivery> batch, CancellationToken cancellationToken)
@@ -207,14 +208,17 @@ public sealed class CdrWriter(
         var b = broker.Value;
         var factory = new ConnectionFactory
         {
-            HostName = b.Host, Port = b.Port, VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
+            VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
             ClientProvidedName = "router cdr writer", AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true,
+            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = b.Heartbeat,
         };
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await factory.CreateConnectionAsync(cancellationToken);
+                return await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {

@@ -43,11 +43,10 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
             await using var channel = await connection.CreateChannelAsync();
             await channel.ExchangeDeclareAsync(Topology.TimerExchange, ExchangeType.Direct, durable: true, autoDelete: false);
             var queue = Topology.TimerQueue(laneMs);
-            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, new Dictionary<string, object?>
-            {
-                ["x-dead-letter-exchange"] = "",
-                ["x-dead-letter-routing-key"] = Topology.RouterQueue,
-            });
+            var arguments = broker.Value.DurableQueueArguments();
+            arguments["x-dead-letter-exchange"] = "";
+            arguments["x-dead-letter-routing-key"] = Topology.RouterQueue;
+            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments);
             await channel.QueueBindAsync(queue, Topology.TimerExchange, laneMs.ToString());
         }
         catch
@@ -67,10 +66,10 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
             var b = broker.Value;
             var factory = new ConnectionFactory
             {
-                HostName = b.Host, Port = b.Port, VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
+                VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
                 ClientProvidedName = "router timer lanes",
             };
-            return _connection = await factory.CreateConnectionAsync();
+            return _connection = await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList());
         }
         finally
         {

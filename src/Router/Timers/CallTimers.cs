@@ -47,7 +47,9 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var registration = stoppingToken.Register(() => _due.Writer.TryComplete());
-        var endpoint = await _services.GetRequiredService<IBus>().GetSendEndpoint(new Uri($"queue:{Topology.RouterQueue}"));
+        // Through the receive endpoint's own exchange: a "queue:" address would declare the queue again with no
+        // arguments, which a quorum router queue (Broker__QueueType=quorum) refuses with PRECONDITION_FAILED.
+        var endpoint = await _services.GetRequiredService<IBus>().GetSendEndpoint(new Uri($"exchange:{Topology.RouterQueue}?type=fanout"));
         await foreach (var send in _due.Reader.ReadAllAsync(CancellationToken.None))
         {
             try

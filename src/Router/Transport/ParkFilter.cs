@@ -12,7 +12,7 @@ namespace CallRouter.Router.Transport;
 /// the channel; MassTransit's move copies the delivery's properties as they are, so an app's claim (user_id = the
 /// app's user) could never be parked and would come back forever. The sender's user is kept in x-original-user-id.
 /// </summary>
-public sealed class ParkFilter(string queue) : IFilter<ExceptionReceiveContext>, IFilter<ReceiveContext>
+public sealed class ParkFilter(string queue, Dictionary<string, object?> queueArguments) : IFilter<ExceptionReceiveContext>, IFilter<ReceiveContext>
 {
     public const string OriginalUserIdHeader = "x-original-user-id";
 
@@ -29,7 +29,7 @@ public sealed class ParkFilter(string queue) : IFilter<ExceptionReceiveContext>,
         {
             // The same declarations as MassTransit's error transport (and infra/broker-definitions.sh).
             await channel.ExchangeDeclare(queue, ExchangeType.Fanout, true, false, new Dictionary<string, object?>());
-            await channel.QueueDeclare(queue, true, false, false, new Dictionary<string, object?>());
+            await channel.QueueDeclare(queue, true, false, false, queueArguments);
             await channel.QueueBind(queue, queue, "", new Dictionary<string, object?>());
             declared.Done = true;
         }

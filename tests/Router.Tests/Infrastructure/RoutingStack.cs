@@ -35,6 +35,9 @@ public sealed class RoutingStack : IAsyncLifetime
     /// <summary>Runs after the vhost is made and before the router and adapter start (e.g. to provision broker definitions).</summary>
     public Func<TestBroker, Task>? Prepare { get; set; }
 
+    /// <summary>Where the stack's broker comes from: by default a virtual host of its own on the shared broker.</summary>
+    public Func<Task<TestBroker>> BrokerFactory { get; set; } = TestBroker.Create;
+
     /// <summary>Router settings a test may change before InitializeAsync. CDRs are off unless a test gives a database.</summary>
     public Dictionary<string, string?> RouterSettings { get; } = new() { ["Postgres:WriteCdrs"] = "false" };
 
@@ -69,7 +72,7 @@ public sealed class RoutingStack : IAsyncLifetime
     public async Task InitializeAsync()
     {
         ThreadPool.SetMinThreads(64, 64);
-        Broker = await TestBroker.Create();
+        Broker = await BrokerFactory();
         if (Prepare is not null)
             await Prepare(Broker);
         Ari = await AriSimulator.AriSimulator.StartAsync(SimulatorOptions);
@@ -182,6 +185,8 @@ public sealed class RoutingStack : IAsyncLifetime
         new("Broker:VirtualHost", Broker.Options.VirtualHost),
         new("Broker:User", Broker.Options.User),
         new("Broker:Password", Broker.Options.Password),
+        new("Broker:Hosts", Broker.Options.Hosts),
+        new("Broker:QueueType", Broker.Options.QueueType),
     ];
 
     private IEnumerable<KeyValuePair<string, string?>> OwnerSettings() =>

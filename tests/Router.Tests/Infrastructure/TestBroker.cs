@@ -52,6 +52,10 @@ public sealed class TestBroker : IAsyncDisposable
         }, http);
     }
 
+    /// <summary>A broker of a test's own (a container) as it is, in its default virtual host; its management API is not used.</summary>
+    public static TestBroker Of(BrokerOptions options) =>
+        new(options, new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{BrokerContainer.FreeLoopbackPort()}/api/"), Timeout = TimeSpan.FromSeconds(1) });
+
     /// <summary>Messages ready in a queue of this virtual host, as the management API sees them.</summary>
     public async Task<string> GetQueueMessages(string queue, int count = 50)
     {

@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using CallRouter.AriSimulator;
+using CallRouter.AsteriskAdapter.Ari;
+using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Demo;
+using CallRouter.Messages;
+using CallRouter.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace CallRouter.Tests;
+
+/// <summary>
+/// Issue 13: router, adapter and CDR writer on a three-node cluster with quorum queues. The node leading the router's
+/// queue is lost (killed) at a steady 50 calls/s with three racing apps: nothing is lost.
+/// </summary>
+public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output) : PostgresStackTest, IClassFixture<RabbitCluster>
+{
+    private static readonly string[] Apps = ["red", "green", "blue"];
+
+    protected override void Configure(RoutingStack stack)
+    {
+        stack.BrokerFactory = async () => TestBroker.Of(cluster.Options(await cluster.CreateVhost()));
+    }
+
+    [Fact]
+    public async Task Killing_the_node_that_leads_the_router_queue_loses_no_decision_claim_or_record() =>
+        await LoseTheRouterQueueLeader("killed", cluster.Kill);
+
+    private async Task LoseTheRouterQueueLeader(string what, Func<int, Task> fault)
+    {
+        var vhost = Stack.Broker.Options.VirtualHost;
+        var leader = await cluster.Leader(vhost, Topology.RouterQueue);
+        // The apps use the other two nodes: an app whose own connection is lost cannot be answered (its reply queue
+        // is exclusive to that connection), which no broker can change. Router and adapter may sit on any node.
+        var survivors = new[] { 1, 2, 3 }.Where(n => n != leader).ToArray();
+        var claims = new ConcurrentQueue<(string App, Guid CallId, Task<ClaimReply> Reply)>();
+        foreach (var name in Apps)
+        {
+            var app = await Stack.AddApp(name, autoClaim: false, user: cluster.Options(vhost, survivors));
+            app.BroadcastReceived += b => claims.Enqueue((app.Name, b.CallId, Task.Run(() => app.Claim(b.CallId))));
+        }
+
+        var calls = new ConcurrentQueue<(SimChannel Channel, long OfferedAt)>();
+        using var stopTraffic = new CancellationTokenSource();
+        var traffic = Task.Run(async () =>
+        {
+            using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+            while (await tick.WaitForNextTickAsync(stopTraffic.Token).ConfigureAwait(false))
+                calls.Enqueue((Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=1500"]), Stopwatch.GetTimestamp()));
+        });
+
+        try
+        {
+            await Eventually.True(() => Won(calls) >= 100, TimeSpan.FromSeconds(60), "no routing before the fault");
+            var faultAt = Stopwatch.GetTimestamp();
+            await fault(leader);
+            // Routing resumes: after the last call the fault cost, 100 calls in a row are won.
+            var resumedAt = 0L;
+            await Eventually.True(() =>
+            {
+                var decided = calls.Where(c => c.OfferedAt > faultAt).OrderBy(c => c.OfferedAt).TakeWhile(c => c.Channel.Handover.IsCompleted).ToArray();
+                var streak = decided.Reverse().TakeWhile(c => IsWon(c.Channel)).ToArray();
+                resumedAt = streak.Length > 0 ? streak[^1].OfferedAt : 0;
+                return streak.Length >= 100;
+            }, TimeSpan.FromSeconds(90), $"routing never resumed after rabbit{leader} was {what}");
+            await stopTraffic.CancelAsync();
+            await traffic.ContinueWith(_ => { }, TaskScheduler.Default);
+
+            var all = calls.ToArray();
+            foreach (var (channel, _) in all)
+                await channel.Handover.WaitAsync(TimeSpan.FromSeconds(30));
+            var replies = new List<(string App, Guid CallId, ClaimReply Reply)>();
+            foreach (var (app, callId, reply) in claims.ToArray())
+                replies.Add((app, callId, await reply)); // a claim left unanswered throws (10 s) and fails the test
+            await WaitForCdrs(all.Length, TimeSpan.FromSeconds(60));
+
+            var statuses = all.GroupBy(c => $"{c.Channel.Variables[CallHandover.StatusVariable]}/{c.Channel.Variables[CallHandover.ReasonVariable]}")
+                .ToDictionary(g => g.Key, g => g.Count());
+            // How long decisions stopped: from the fault to the first call of the winning streak (0 if none was lost).
+            var stalled = Stopwatch.GetElapsedTime(faultAt, Math.Max(faultAt, resumedAt));
+            var inGap = all.Count(c => c.OfferedAt > faultAt && c.OfferedAt < resumedAt);
+            output.WriteLine($"rabbit{leader} {what}: {all.Length} calls ({string.Join(", ", statuses.Select(s => $"{s.Key} {s.Value}"))}), " +
+                $"{replies.Count} claims answered; decisions stopped for {stalled.TotalSeconds:F1} s ({inGap} calls offered meanwhile)");
+
+            // Not stranded: every channel left Stasis with a status.
+            Assert.All(all, c => Assert.NotEqual(RoutingStack.StasisApp, c.Channel.App));
+            // 0 double wins: at most one app was told accepted per call, and it is the winner the channel got.
+            var accepted = replies.Where(r => r.Reply.Accepted).GroupBy(r => r.CallId).ToDictionary(g => g.Key, g => g.Select(r => r.App).Distinct().ToArray());
+            Assert.All(accepted, a => Assert.Single(a.Value));
+            foreach (var (channel, _) in all.Where(c => c.Channel.Variables[CallHandover.StatusVariable] == CallStatus.Success))
+            {
+                var callId = Guid.Parse(channel.Variables[CallHandover.CallIdVariable]);
+                Assert.Equal(accepted[callId].Single(), channel.Variables[CallHandover.WinnerVariable]);
+            }
+            // 0 lost or duplicated CDRs: one row per channel, under the call id the channel was given.
+            var rows = await Cdrs();
+            Assert.Equal(all.Length, rows.Count);
+            Assert.Equal(all.Select(c => c.Channel.Variables[CallHandover.CallIdVariable]).Order(), rows.Select(r => r.CallId.ToString()).Order());
+            // Every call offered after routing resumed is won, and the calls the fault cost fell back to the dialplan.
+            Assert.All(all.Where(c => c.OfferedAt >= resumedAt), c => Assert.Equal(CallStatus.Success, c.Channel.Variables[CallHandover.StatusVariable]));
+            Assert.All(all.Where(c => c.Channel.Variables[CallHandover.StatusVariable] != CallStatus.Success),
+                c => Assert.Contains(c.Channel.Variables[CallHandover.StatusVariable], new[] { CallStatus.Timeout, CallStatus.Failed }));
+            Assert.InRange(stalled, TimeSpan.Zero, TimeSpan.FromSeconds(20));
+            Assert.Equal(0, Stack.Adapter!.Services.GetRequiredService<AriEventStream>().Reconnects);
+        }
+        finally
+        {
+            await stopTraffic.CancelAsync();
+            await cluster.Heal(leader);
+        }
+    }
+
+    private static bool IsWon(SimChannel channel) =>
+        channel.Handover.IsCompleted && channel.Variables.GetValueOrDefault(CallHandover.StatusVariable) == CallStatus.Success;
+
+    private static int Won(IEnumerable<(SimChannel Channel, long OfferedAt)> calls) => calls.Count(c => IsWon(c.Channel));
+}
