@@ -28,9 +28,9 @@ public sealed class ParkFilter(string queue) : IFilter<ExceptionReceiveContext>,
         if (!declared.Done)
         {
             // The same declarations as MassTransit's error transport (and infra/broker-definitions.sh).
-            await channel.ExchangeDeclare(queue, ExchangeType.Fanout, true, false, new Dictionary<string, object?>(), CancellationToken.None);
-            await channel.QueueDeclare(queue, true, false, false, new Dictionary<string, object?>(), CancellationToken.None);
-            await channel.QueueBind(queue, queue, "", new Dictionary<string, object?>(), CancellationToken.None);
+            await channel.ExchangeDeclare(queue, ExchangeType.Fanout, true, false, new Dictionary<string, object?>());
+            await channel.QueueDeclare(queue, true, false, false, new Dictionary<string, object?>());
+            await channel.QueueBind(queue, queue, "", new Dictionary<string, object?>());
             declared.Done = true;
         }
 
@@ -50,7 +50,7 @@ public sealed class ParkFilter(string queue) : IFilter<ExceptionReceiveContext>,
             headers.Set(MessageHeaders.Reason, "skip");
         foreach (var (key, value) in headers.GetAll())
             properties.Headers[key] = value is string or int or long or bool or byte[] or null ? value : value.ToString();
-        await channel.BasicPublishAsync(queue, delivery.RoutingKey, true, properties, context.GetBody(), true, CancellationToken.None);
+        await channel.BasicPublishAsync(queue, delivery.RoutingKey, true, properties, context.GetBody(), true);
         await next();
     }
 
