@@ -20,16 +20,11 @@ public static class AdapterExtensions
     public static IHostApplicationBuilder AddAsteriskAdapter(this IHostApplicationBuilder builder)
     {
         // First, so the exporter listens before calls flow and /health/live answers while the adapter connects.
-        builder.AddOperationsEndpoint(AdapterMetrics.MeterName, DefaultHttpUrls);
+        builder.AddOperationsEndpoint(AdapterMetrics.MeterName, DefaultHttpUrls)
+            .AddCheck<BrokerHealthCheck>("broker", tags: [OperationsExtensions.ReadyTag])
+            .AddCheck<AriHealthCheck>("ari", tags: [OperationsExtensions.ReadyTag])
+            .AddCheck<AppsHealthCheck>("apps", tags: [OperationsExtensions.ReadyTag]);
         builder.Services.AddSingleton<AdapterMetrics>();
-        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("broker",
-            () => sp.GetRequiredService<AdapterBroker>().IsConnected ? null : "RabbitMQ connection is not open"));
-        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("ari",
-            () => sp.GetRequiredService<AriEventStream>().IsConnected ? null : "ARI WebSocket is not connected"));
-        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("apps", () =>
-            sp.GetRequiredService<LiveApps>() is { Knows: false } live
-                ? live.KnownFrom is { } from ? $"learning which apps are live from their heartbeats (until {from:HH:mm:ss.fff} UTC)" : "not hearing heartbeats yet"
-                : null));
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<AdapterOptions>().BindConfiguration(AdapterOptions.Section)
             .Validate(o => Wire.IsValidAppName(o.Node.Replace('.', '-')), "Adapter:Node must be letters, digits, '-', '_' or '.'")

@@ -27,11 +27,6 @@ public static class RouterExtensions
         builder.AddOperationsEndpoint(RouterMetrics.MeterName, DefaultHttpUrls);
         builder.Services.AddSingleton<RouterMetrics>();
         builder.Services.AddConsumeObserver<EndReportObserver>();
-        builder.Services.AddSingleton<IReadinessCheck>(sp => new ReadinessCheck("broker", () =>
-        {
-            var health = sp.GetRequiredService<IBusControl>().CheckHealth();
-            return health.Status == BusHealthStatus.Healthy ? null : $"{health.Status}: {health.Description}";
-        }));
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
             .Validate(o => o.UnknownCallGrace > TimeSpan.Zero && o.FinishedRetention > TimeSpan.Zero, "grace and retention must be positive")
@@ -81,6 +76,13 @@ public static class RouterExtensions
             builder.Logging.AddFilter("MassTransit.ReceiveTransport", LogLevel.Error);
         builder.Services.AddMassTransit(bus =>
         {
+            // MassTransit's own bus health check is /health/ready's "broker".
+            bus.ConfigureHealthCheckOptions(o =>
+            {
+                o.Name = "broker";
+                o.Tags.Clear();
+                o.Tags.Add(OperationsExtensions.ReadyTag);
+            });
             if (!sagasInPostgres)
                 bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
             bus.AddConsumer<InvalidClaimConsumer>();

@@ -7,9 +7,20 @@ namespace CallRouter.Status;
 public sealed record Sample(string Name, IReadOnlyDictionary<string, string> Labels, double Value)
 {
     public string Label(string name) => Labels.TryGetValue(name, out var value) ? value : "";
+
+    /// <summary>
+    /// The series as PromQL names it, e.g. <c>callrouter_router_wins_total{app="sales"}</c>: labels sorted by name with
+    /// <c>le</c> last, values escaped; the bare name when there are no labels.
+    /// </summary>
+    public string Series => Labels.Count == 0 ? Name : Name + "{" + string.Join(',', Labels
+        .OrderBy(l => l.Key == "le").ThenBy(l => l.Key, StringComparer.Ordinal)
+        .Select(l => $"{l.Key}=\"{l.Value.Replace("\\", @"\\").Replace("\"", "\\\"").Replace("\n", @"\n")}\"")) + "}";
 }
 
-/// <summary>Reads the text exposition format 0.0.4 (comments skipped, label values unescaped).</summary>
+/// <summary>
+/// Reads the text exposition format 0.0.4 (comments skipped, label values unescaped, an optional timestamp ignored).
+/// The one parser of /metrics in this repository: the status command and the tests both read through it.
+/// </summary>
 public static class PrometheusText
 {
     public static List<Sample> Parse(string text)
@@ -32,6 +43,8 @@ public static class PrometheusText
             }
             else
             {
+                if (space < 0)
+                    throw new FormatException($"no value in metrics line '{line}'");
                 name = line[..space];
                 rest = space;
             }
@@ -54,10 +67,12 @@ public static class PrometheusText
         while (i < line.Length && line[i] != '}')
         {
             var equals = line.IndexOf('=', i);
+            if (equals < 0 || equals + 1 >= line.Length || line[equals + 1] != '"')
+                throw new FormatException($"bad label in metrics line '{line}'");
             var name = line[i..equals].Trim().TrimStart(',').Trim();
             i = equals + 2; // past ="
             var value = new StringBuilder();
-            while (line[i] != '"')
+            while (i < line.Length && line[i] != '"')
             {
                 if (line[i] == '\\' && i + 1 < line.Length)
                 {
@@ -68,6 +83,8 @@ public static class PrometheusText
                     value.Append(line[i]);
                 i++;
             }
+            if (i >= line.Length)
+                throw new FormatException($"unterminated label value in metrics line '{line}'");
             labels[name] = value.ToString();
             i++; // past the closing quote
             if (i < line.Length && line[i] == ',')

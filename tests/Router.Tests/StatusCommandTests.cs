@@ -104,3 +104,82 @@ public sealed class StatusCommandTests : RoutingTest
         return row[1..^1];
     }
 }
+
+/// <summary>The status command line (Spectre.Console.Cli) and its environment fallbacks, without a stack.</summary>
+public sealed class StatusCommandLineTests
+{
+    [Fact]
+    public void Arguments_win_over_the_environment_which_wins_over_the_defaults()
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["ROUTER_METRICS_URLS"] = "http://r1:9180, http://r2:9182/",
+            ["ADAPTER_METRICS_URLS"] = "http://a1:9181",
+            ["RABBITMQ_HOST"] = "mq",
+            ["RABBITMQ_MANAGEMENT_PORT"] = "15673",
+            ["RABBITMQ_USER"] = "ops",
+            ["RABBITMQ_PASSWORD"] = "secret",
+            ["RABBITMQ_VHOST"] = "calls",
+            ["Postgres__ConnectionString"] = "Host=db",
+        };
+        var fromEnvironment = StatusOptions.From(new StatusCommand.Settings(), environment.GetValueOrDefault);
+        Assert.Equal([new Uri("http://r1:9180/"), new Uri("http://r2:9182/")], fromEnvironment.Routers);
+        Assert.Equal([new Uri("http://a1:9181/")], fromEnvironment.Adapters);
+        Assert.Equal(new Uri("http://mq:15673/api/"), fromEnvironment.Management);
+        Assert.Equal(("ops", "secret", "calls", "Host=db"), (fromEnvironment.User, fromEnvironment.Password, fromEnvironment.VirtualHost, fromEnvironment.PostgresConnectionString));
+        Assert.False(fromEnvironment.Once);
+        Assert.Equal(TimeSpan.FromSeconds(2), fromEnvironment.Interval);
+
+        var fromArguments = StatusOptions.From(new StatusCommand.Settings
+        {
+            Once = true, Interval = 0.5, Routers = ["http://r3:1"], Adapters = ["http://a2:2", "http://a3:3"], VirtualHost = "other", Postgres = "Host=other",
+        }, environment.GetValueOrDefault);
+        Assert.Equal([new Uri("http://r3:1/")], fromArguments.Routers);
+        Assert.Equal([new Uri("http://a2:2/"), new Uri("http://a3:3/")], fromArguments.Adapters);
+        Assert.Equal(("other", "Host=other", true, TimeSpan.FromSeconds(0.5)),
+            (fromArguments.VirtualHost, fromArguments.PostgresConnectionString, fromArguments.Once, fromArguments.Interval));
+
+        var defaults = StatusOptions.From(new StatusCommand.Settings(), _ => null);
+        Assert.Equal([new Uri("http://localhost:9180/")], defaults.Routers);
+        Assert.Equal([new Uri("http://localhost:9181/")], defaults.Adapters);
+        Assert.Equal(new Uri("http://localhost:15672/api/"), defaults.Management);
+        Assert.Equal(("guest", "guest", "/", null), (defaults.User, defaults.Password, defaults.VirtualHost, defaults.PostgresConnectionString));
+    }
+
+    [Theory]
+    [InlineData("Unknown option", "--bogus")]
+    [InlineData("--interval must be a positive number of seconds", "--interval", "0")]
+    [InlineData("'not a url' is not an absolute URL", "--once", "--router", "not a url")]
+    [InlineData("--once and --watch exclude each other", "--once", "--watch")]
+    public async Task A_bad_command_line_fails_with_the_reason_and_reads_nothing(string reason, params string[] args)
+    {
+        var (exit, output) = await Run(args);
+        Assert.NotEqual(0, exit);
+        Assert.Contains(reason, output);
+    }
+
+    [Fact]
+    public async Task Help_lists_every_option_and_exits_0()
+    {
+        var (exit, output) = await Run("--help");
+        Assert.Equal(0, exit);
+        foreach (var option in new[] { "--once", "--watch", "--interval", "--router", "--adapter", "--vhost", "--postgres", "ROUTER_METRICS_URLS", "RABBITMQ_VHOST", "Postgres__ConnectionString" })
+            Assert.Contains(option, output);
+    }
+
+    private static async Task<(int Exit, string Output)> Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Out = new AnsiConsoleOutput(output),
+        });
+        console.Profile.Width = 400;
+        // A command line taken for a good one would start watching: the token ends that, and the exit code tells.
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var exit = await StatusCommand.Run(args, console, _ => null, stop.Token);
+        return (exit, output.ToString());
+    }
+}

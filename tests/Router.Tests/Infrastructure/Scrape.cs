@@ -1,9 +1,9 @@
-using System.Globalization;
+using CallRouter.Status;
 using Microsoft.Extensions.Hosting;
 
 namespace CallRouter.Tests.Infrastructure;
 
-/// <summary>A host's /metrics, read as the text a Prometheus server reads: sample line → value.</summary>
+/// <summary>A host's /metrics, read with the status command's parser (<see cref="PrometheusText"/>): series → value.</summary>
 public sealed class Scrape
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
@@ -16,7 +16,7 @@ public sealed class Scrape
 
     public string Text { get; }
 
-    /// <summary>Every sample by its series, e.g. <c>callrouter_router_wins_total{app="sales"}</c>.</summary>
+    /// <summary>Every sample by its series (<see cref="Sample.Series"/>), e.g. <c>callrouter_router_wins_total{app="sales"}</c>.</summary>
     public IReadOnlyDictionary<string, double> Samples { get; }
 
     /// <summary>A series' value; 0 when the series has not been written (no measurement yet).</summary>
@@ -33,22 +33,6 @@ public sealed class Scrape
         return Parse(await response.Content.ReadAsStringAsync());
     }
 
-    public static Scrape Parse(string text)
-    {
-        var samples = new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (line.StartsWith('#'))
-                continue;
-            var space = line.LastIndexOf(' ');
-            var value = line[(space + 1)..] switch
-            {
-                "+Inf" => double.PositiveInfinity,
-                "-Inf" => double.NegativeInfinity,
-                var v => double.Parse(v, CultureInfo.InvariantCulture),
-            };
-            samples[line[..space]] = value;
-        }
-        return new Scrape(text, samples);
-    }
+    public static Scrape Parse(string text) =>
+        new(text, PrometheusText.Parse(text).ToDictionary(s => s.Series, s => s.Value, StringComparer.Ordinal));
 }
