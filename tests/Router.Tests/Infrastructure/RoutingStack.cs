@@ -43,6 +43,11 @@ public sealed class RoutingStack : IAsyncLifetime
 
     public AriSimulatorOptions? SimulatorOptions { get; set; }
 
+    /// <summary>Service overrides for the in-process router / adapters (e.g. a skewed <see cref="TimeProvider"/>).</summary>
+    public Action<IServiceCollection>? ConfigureRouterServices { get; set; }
+
+    public Action<IServiceCollection>? ConfigureAdapterServices { get; set; }
+
     /// <summary>Routers write CDRs to <paramref name="database"/>; with <paramref name="sagas"/>, saga state lives there too.</summary>
     public void UsePostgres(TestDatabase database, bool sagas)
     {
@@ -79,8 +84,18 @@ public sealed class RoutingStack : IAsyncLifetime
         builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
+        ConfigureRouterServices?.Invoke(builder.Services);
         Router = builder.Build();
-        await Router.StartAsync();
+        try
+        {
+            await Router.StartAsync();
+        }
+        catch
+        {
+            Router.Dispose(); // refused to start (e.g. invalid options): nothing to stop later
+            Router = null;
+            throw;
+        }
     }
 
     public async Task StopRouter()
@@ -102,6 +117,7 @@ public sealed class RoutingStack : IAsyncLifetime
             .Append(new("Adapter:AriUrl", ari.BaseUrl.ToString())).Append(new("Adapter:Node", node)));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddAsteriskAdapter();
+        ConfigureAdapterServices?.Invoke(builder.Services);
         var adapter = builder.Build();
         await adapter.StartAsync();
         await ari.WaitForAppAsync(StasisApp, TimeSpan.FromSeconds(15));
