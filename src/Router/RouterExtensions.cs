@@ -120,6 +120,8 @@ public static class RouterExtensions
                     e.Bind(Topology.EventExchange, b => b.ExchangeType = "fanout");
                     e.Bind(Topology.ClaimExchange, b => b.ExchangeType = "fanout");
 
+                    if (sagasInPostgres)
+                        e.UseFilter(new TimerHopFilter(context.GetRequiredService<BrokerCallTimers>()));
                     e.UseMessageRetry(r =>
                     {
                         // The database restarting, failing over or cutting connections: worth a few tries with back-off
