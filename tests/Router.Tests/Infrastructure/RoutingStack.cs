@@ -164,6 +164,14 @@ public sealed class RoutingStack : IAsyncLifetime
         await Eventually.True(() => !live.IsLive(app), TimeSpan.FromSeconds(10), $"app {app} is still live");
     }
 
+    /// <summary>Waits until the in-process router (sagas in memory) holds the call in the given saga state.</summary>
+    public async Task WaitForSagaState(Guid callId, string state)
+    {
+        var sagas = Router!.Services.GetRequiredService<MassTransit.ILoadSagaRepository<CallRouter.Router.Saga.CallState>>();
+        await Eventually.True(async () => (await sagas.Load(callId))?.CurrentState == state, TimeSpan.FromSeconds(10),
+            $"call {callId} never reached saga state {state}");
+    }
+
     /// <summary>A router as its own process, with this stack's broker and router settings; returns once it consumes the router queue.</summary>
     public async Task<RouterProcess> StartRouterProcess(string name)
     {
