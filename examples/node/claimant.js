@@ -25,9 +25,8 @@ async function main() {
     password: env.RABBITMQ_PASSWORD || 'guest',
   });
   const channel = await connection.createChannel();
-  await channel.assertExchange('call.broadcasts', 'topic', { durable: true });
-  await channel.assertExchange('call.claims', 'fanout', { durable: true });
-  await channel.assertExchange('app.heartbeats', 'fanout', { durable: true });
+  // The exchanges belong to the router's side: an app only checks they exist (it may not declare them).
+  for (const exchange of ['call.broadcasts', 'call.claims', 'app.heartbeats']) await channel.checkExchange(exchange);
   const queue = `app.${app}`;
   await channel.assertQueue(queue, { durable: true });
   await channel.bindQueue(queue, 'call.broadcasts', app);

@@ -30,9 +30,10 @@ connection = pika.BlockingConnection(pika.ConnectionParameters(
     credentials=pika.PlainCredentials(user, env.get("RABBITMQ_PASSWORD", "guest")),
 ))
 channel = connection.channel()
-channel.exchange_declare("call.broadcasts", "topic", durable=True)
-channel.exchange_declare("call.claims", "fanout", durable=True)
-channel.exchange_declare("app.heartbeats", "fanout", durable=True)
+# The exchanges belong to the router's side (infra/broker-definitions.sh, or the router and adapter as they start): an
+# app only checks they exist (a passive declare); an app user may not declare them.
+for exchange in ("call.broadcasts", "call.claims", "app.heartbeats"):
+    channel.exchange_declare(exchange, passive=True)
 queue = f"app.{app}"
 channel.queue_declare(queue, durable=True)
 channel.queue_bind(queue, "call.broadcasts", routing_key=app)

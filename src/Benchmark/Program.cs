@@ -32,6 +32,7 @@ if (clusterNodes != "")
     Environment.SetEnvironmentVariable("RABBITMQ_QUEUE_TYPE", BrokerOptions.QuorumQueues);
     Environment.SetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT", Arg("--cluster-management-port", "15681"));
 }
+var soakSeconds = int.Parse(Arg("--soak-seconds", "0"));
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
     throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
@@ -88,6 +89,18 @@ await WaitUntilRouted();
 
 Console.WriteLine("warm-up: 1,000 calls at 200/s");
 await Offer(200, 1000, _ => ["timeout=2000", raceFilter]);
+
+if (soakSeconds > 0)
+{
+    var flat = await Soak(soakSeconds);
+    foreach (var app in racers.Append(observer))
+        await app.DisposeAsync();
+    await routers.DisposeAsync();
+    await DeleteVirtualHost(broker);
+    if (database is not null)
+        await database.DisposeAsync();
+    return flat ? 0 : 1;
+}
 
 var sample = Wire.Serialize(racers[0].Broadcasts.First());
 Console.WriteLine($"raw floor: 3-hop relay of {sample.Length}-byte messages at {rate}/s");
@@ -172,6 +185,39 @@ string Report()
         $"{(statsAfter.BytesIn - statsBefore.BytesIn) / calls / 1024:F1} KiB in and {(statsAfter.BytesOut - statsBefore.BytesOut) / calls / 1024:F1} KiB out of the broker ({(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}).");
     b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
     return b.ToString();
+}
+
+// A steady rate for a long while, with timeouts spread over 2,000 distinct values and the router and adapter RSS sampled
+// every 30 s: every in-memory table must have a bound or an expiry, so RSS stays flat (README, "Benchmark").
+async Task<bool> Soak(int soakFor)
+{
+    Console.WriteLine($"soak: {rate} calls/s for {soakFor} s, {appCount} apps racing, timeouts 1000-2999 ms; RSS every 30 s");
+    var samples = new List<(TimeSpan At, double Router, double Adapter)>();
+    long offered = 0, won = 0, other = 0;
+    var clock = Stopwatch.StartNew();
+    var nextSample = TimeSpan.Zero;
+    while (clock.Elapsed < TimeSpan.FromSeconds(soakFor))
+    {
+        if (clock.Elapsed >= nextSample)
+        {
+            samples.Add((clock.Elapsed, routers.Sum(r => r.RssMb().Now), adapter.RssMb().Now));
+            Console.WriteLine($"  {clock.Elapsed.TotalSeconds,5:F0} s  router RSS {samples[^1].Router,6:F0} MB  adapter RSS {samples[^1].Adapter,6:F0} MB  offered {offered:N0}  won {Interlocked.Read(ref won):N0}  other {Interlocked.Read(ref other):N0}");
+            nextSample += TimeSpan.FromSeconds(30);
+        }
+        var due = TimeSpan.FromSeconds((double)offered / rate);
+        if (due - clock.Elapsed > TimeSpan.FromMilliseconds(1))
+            await Task.Delay(due - clock.Elapsed);
+        var channel = ari.Originate("call-router", [$"timeout={1000 + offered % 2000}", raceFilter]);
+        _ = channel.Handover.ContinueWith(t => Interlocked.Increment(ref Var(t.Result, "ROUTER_STATUS") == CallStatus.Success ? ref won : ref other),
+            TaskContinuationOptions.OnlyOnRanToCompletion);
+        offered++;
+    }
+    await Task.Delay(TimeSpan.FromSeconds(5));
+    samples.Add((clock.Elapsed, routers.Sum(r => r.RssMb().Now), adapter.RssMb().Now));
+    var (first, last) = (samples.Count > 2 ? samples[1] : samples[0], samples[^1]); // the first 30 s include the JIT's growth
+    Console.WriteLine($"soak: {offered:N0} calls offered, {won:N0} won, {other:N0} other; RSS at {first.At.TotalSeconds:F0} s vs {last.At.TotalSeconds:F0} s: " +
+        $"router {first.Router:F0} → {last.Router:F0} MB, adapter {first.Adapter:F0} → {last.Adapter:F0} MB");
+    return won + other == offered;
 }
 
 async Task<List<Sim.SimChannel>> Offer(int perSecond, int count, Func<int, string[]> stasisArgs, bool wait = true)

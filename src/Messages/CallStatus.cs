@@ -26,6 +26,9 @@ public static class RejectReason
 
     /// <summary>The claim's RabbitMQ user (AMQP user_id) does not own the app it claims for, or the claim has no user_id.</summary>
     public const string Forbidden = "forbidden";
+
+    /// <summary>The router could not decide the claim now (its database or broker failed past the retries): claim again.</summary>
+    public const string Unavailable = "unavailable";
 }
 
 /// <summary>Why a call ended the way it did: the value the dialplan reads in ROUTER_REASON.</summary>

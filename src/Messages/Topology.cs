@@ -30,7 +30,7 @@ public static class Topology
     /// <summary>Direct exchange for durable router timers; routing key = the timer's lane (its delay in ms).</summary>
     public const string TimerExchange = "router.timers";
 
-    /// <summary>A wait queue with no consumer: its messages expire after their delay and dead-letter into the router queue.</summary>
+    /// <summary>A wait queue with no consumer: its messages expire after its delay (a fixed bucket) and dead-letter into the router queue.</summary>
     public static string TimerQueue(long laneMs) => $"router.timers.{laneMs}ms";
 
     /// <summary>The router's saga queue (shared by every router process): broadcasts, claims, call events, deadlines.</summary>

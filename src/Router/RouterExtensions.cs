@@ -26,10 +26,14 @@ public static class RouterExtensions
         // First, so the exporter listens before the bus starts and /health/live answers while it does.
         builder.AddOperationsEndpoint(RouterMetrics.MeterName, DefaultHttpUrls);
         builder.Services.AddSingleton<RouterMetrics>();
+        builder.Services.AddSingleton<AdapterClocks>();
         builder.Services.AddConsumeObserver<EndReportObserver>();
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
             .Validate(o => o.UnknownCallGrace > TimeSpan.Zero && o.FinishedRetention > TimeSpan.Zero, "grace and retention must be positive")
+            .Validate(o => o.ClaimWindow < o.AdapterFallbackGrace,
+                "Router__ClaimWindow must be shorter than Router__AdapterFallbackGrace (the adapters' Adapter__FallbackGrace): "
+                + "a decision must reach the adapter before it falls back, or an app told 'accepted' would not get the call")
             .ValidateOnStart();
         builder.Services.AddOptions<PostgresOptions>().BindConfiguration(PostgresOptions.Section);
         builder.Services.AddSingleton(TimeProvider.System);
@@ -57,7 +61,6 @@ public static class RouterExtensions
         {
             builder.Services.AddSingleton<InProcessCallTimers>();
             builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
-            builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
         }
         if (postgres.WriteCdrs)
             builder.Services.AddHostedService<CdrWriter>();
@@ -129,6 +132,15 @@ public static class RouterExtensions
                     e.Bind(Topology.EventExchange, b => b.ExchangeType = "fanout");
                     e.Bind(Topology.ClaimExchange, b => b.ExchangeType = "fanout");
 
+                    if (sagasInPostgres)
+                        e.UseFilter(new TimerHopFilter(context.GetRequiredService<BrokerCallTimers>()));
+                    e.UseMessageRetry(r =>
+                    {
+                        // The database restarting, failing over or cutting connections: worth a few tries with back-off
+                        // (about 2 s in all, within a call's usual timeout) before the claim is answered "unavailable".
+                        r.Handle<Exception>(TransientDatabaseError);
+                        r.Intervals(50, 150, 300, 600, 1000);
+                    });
                     e.UseMessageRetry(r =>
                     {
                         // A conflict means another handler has just committed this call's newer state, so retrying at
@@ -138,6 +150,9 @@ public static class RouterExtensions
                     });
                     e.ConfigureError(x =>
                     {
+                        // A claim that still failed after the retries is answered "unavailable" before it is parked.
+                        x.UseFilter(new UnavailableReplyFilter(context, context.GetRequiredService<RouterMetrics>(),
+                            context.GetRequiredService<ILoggerFactory>().CreateLogger<UnavailableReplyFilter>()));
                         x.UseFilter(new GenerateFaultFilter());
                         x.UseFilter(new ParkFilter(Topology.RouterErrorQueue, broker.DurableQueueArguments()));
                     });
@@ -164,6 +179,22 @@ public static class RouterExtensions
                 });
             });
         });
+        // After the bus, so the timers stop first (hosts stop services in reverse order): a timer firing into a bus that
+        // has stopped would only log a TransportUnavailableException at every SIGTERM.
+        if (!sagasInPostgres)
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
         return builder;
+    }
+
+    /// <summary>
+    /// A PostgreSQL error that may pass if tried again: Npgsql's own judgement (I/O, timeouts, overload), plus a
+    /// connection the server ended (class 57P: terminated by an administrator, a restart, a failover) or lost (class 08).
+    /// </summary>
+    private static bool TransientDatabaseError(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is NpgsqlException { IsTransient: true } || e is PostgresException { SqlState: var state } && (state.StartsWith("57P") || state.StartsWith("08")))
+                return true;
+        return false;
     }
 }

@@ -18,6 +18,12 @@ public sealed class RouterOptions
     /// </summary>
     public TimeSpan ClaimWindow { get; set; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// The adapters' Adapter__FallbackGrace: how long after a call's deadline an adapter waits for the router's decision
+    /// before it falls back. Only checked against <see cref="ClaimWindow"/> on start (the window must be shorter).
+    /// </summary>
+    public TimeSpan AdapterFallbackGrace { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Messages the router's queue hands over before acknowledgements.</summary>
     public ushort PrefetchCount { get; set; } = 256;
 

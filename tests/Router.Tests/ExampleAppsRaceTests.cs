@@ -46,10 +46,12 @@ public sealed partial class ExampleAppsRaceTests : RoutingTest
         var claimTap = (await tap.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
         await tap.QueueBindAsync(claimTap, Topology.ClaimExchange, "");
 
-        // The commands the README gives, with a dialplan target each, so the channel shows whose claim won.
-        using var python = ExampleApp.Start("python", "sales", broker, "/usr/bin/python3", "examples/python/claimant.py", "sales", "python,s,1");
-        using var node = ExampleApp.Start("node", "support", broker, "node", "examples/node/claimant.js", "support", "node,s,1");
-        using var csharp = ExampleApp.Start("csharp", "billing", broker, "dotnet", ExampleApp.CSharpClaimantDll, "billing", "csharp,s,1");
+        // The commands the README gives, each as a least-privileged app user made by infra/add-app-user.sh, with a
+        // dialplan target each, so the channel shows whose claim won.
+        var (sales, support, billing) = (await Stack.Broker.CreateAppUser("sales"), await Stack.Broker.CreateAppUser("support"), await Stack.Broker.CreateAppUser("billing"));
+        using var python = ExampleApp.Start("python", sales.User, sales, "/usr/bin/python3", "examples/python/claimant.py", sales.User, "python,s,1");
+        using var node = ExampleApp.Start("node", support.User, support, "node", "examples/node/claimant.js", support.User, "node,s,1");
+        using var csharp = ExampleApp.Start("csharp", billing.User, billing, "dotnet", ExampleApp.CSharpClaimantDll, billing.User, "csharp,s,1");
         ExampleApp[] apps = [python, node, csharp];
         string Outputs() => string.Join('\n', apps.Select(a => a.Describe()));
 
@@ -57,7 +59,7 @@ public sealed partial class ExampleAppsRaceTests : RoutingTest
             await Within(Stack.WaitUntilLive(app.App), Outputs);
 
         var channels = Enumerable.Range(0, Calls)
-            .Select(i => Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=10000", "filter=^(sales|support|billing)$"], callerNumber: $"555{i:D4}"))
+            .Select(i => Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=10000", $"filter=^({sales.User}|{support.User}|{billing.User})$"], callerNumber: $"555{i:D4}"))
             .ToList();
         await Within(Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(60)), Outputs);
         await Within(Eventually.True(() => apps.Sum(a => a.Lines.Count(IsOutcome)) == Calls * apps.Length, TimeSpan.FromSeconds(30),
@@ -119,7 +121,7 @@ public sealed partial class ExampleAppsRaceTests : RoutingTest
             var claim = JsonDocument.Parse(body).RootElement;
             var from = $"claim {claim} from {languageOf.GetValueOrDefault(claim.GetProperty("app").GetString()!, "an unknown app")}";
             Assert.True(properties.ContentType == "application/json", $"{from}: content_type {properties.ContentType}");
-            Assert.True(properties.UserId == broker.User, $"{from}: user_id '{properties.UserId}', not '{broker.User}'");
+            Assert.True(properties.UserId == claim.GetProperty("app").GetString(), $"{from}: user_id '{properties.UserId}', not its app user");
             Assert.False(string.IsNullOrEmpty(properties.CorrelationId), $"{from}: no correlation_id");
             Assert.True(properties.ReplyTo?.StartsWith("amq.rabbitmq.reply-to.", StringComparison.Ordinal), $"{from}: reply_to {properties.ReplyTo}");
             Assert.Contains(claim.GetProperty("callId").GetString()!, channelByCall.Keys);
@@ -139,7 +141,7 @@ public sealed partial class ExampleAppsRaceTests : RoutingTest
             var own = heartbeats.Select(h => (h.Properties, Body: JsonDocument.Parse(h.Body).RootElement))
                 .Where(h => h.Body.GetProperty("app").GetString() == app.App).ToList();
             Assert.True(own.Count >= 2, $"{app.Language}: {own.Count} heartbeats");
-            Assert.All(own, h => Assert.True(h.Properties.UserId == broker.User, $"{app.Language}: heartbeat user_id '{h.Properties.UserId}'"));
+            Assert.All(own, h => Assert.True(h.Properties.UserId == app.App, $"{app.Language}: heartbeat user_id '{h.Properties.UserId}'"));
             Assert.All(own, h => Assert.True(h.Properties.ContentType == "application/json", $"{app.Language}: heartbeat content_type {h.Properties.ContentType}"));
             Assert.All(own[..^1], h => Assert.True(h.Body.EnumerateObject().Count() == 1, $"{app.Language}: heartbeat {h.Body} before the last"));
             Assert.True(own[^1].Body.TryGetProperty("status", out var status) && status.GetString() == "stopping",

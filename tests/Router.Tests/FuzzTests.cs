@@ -21,8 +21,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : RoutingTest
 {
     private const int DefaultSeed = 20261123;
     private const int Calls = 120;
-    private const int ClaimsPerCall = 16;
-    private const int HeartbeatsPerCall = 8;
+    private const int ClaimsPerCall = 84; // 10,080 claims in all
+    private const int HeartbeatsPerCall = 84; // 10,080 heartbeats
     private static readonly string[] Racers = ["fz-a", "fz-b", "fz-c"];
 
     [Fact]

@@ -85,7 +85,7 @@ public sealed class OutcomeTests : RoutingTest
         var broadcast = await offered.Task.WaitAsync(TimeSpan.FromSeconds(5));
 
         await Stack.Ari.HangupAsync(channel.Id);
-        await Task.Delay(300);
+        await Stack.WaitForSagaState(broadcast.CallId, "Ended"); // the router has taken the adapter's CallEnded
         var reply = await sales.Claim(broadcast.CallId);
 
         Assert.False(reply.Accepted);

@@ -13,15 +13,20 @@ public sealed class PythonAppTests : RoutingTest
     [Fact]
     public async Task A_pika_app_claims_with_direct_reply_to_and_gets_its_answer()
     {
+        // As a least-privileged app user made by infra/add-app-user.sh (the user's name is the app's).
+        var user = await Stack.Broker.CreateAppUser("py-app");
+        var app = user.User;
         var script = Path.Combine(AppContext.BaseDirectory, "python", "claim_once.py");
-        var start = new ProcessStartInfo("/usr/bin/python3", [script, "py-app"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("/usr/bin/python3", [script, app]) { RedirectStandardOutput = true, RedirectStandardError = true };
         start.Environment["RABBITMQ_HOST"] = Stack.Broker.Options.Host;
         start.Environment["RABBITMQ_PORT"] = Stack.Broker.Options.Port.ToString();
         start.Environment["RABBITMQ_VHOST"] = Stack.Broker.Options.VirtualHost;
+        start.Environment["RABBITMQ_USER"] = user.User;
+        start.Environment["RABBITMQ_PASSWORD"] = user.Password;
         using var python = Process.Start(start)!;
         var stderr = python.StandardError.ReadToEndAsync();
         Assert.Equal("ready", await python.StandardOutput.ReadLineAsync());
-        await Stack.WaitUntilLive("py-app");
+        await Stack.WaitUntilLive(app);
 
         var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         var answer = await python.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10));
@@ -31,8 +36,8 @@ public sealed class PythonAppTests : RoutingTest
         Assert.True(python.ExitCode == 0, await stderr);
         var reply = JsonSerializer.Deserialize<ClaimReply>(answer!, Wire.Json)!;
         Assert.True(reply.Accepted, answer);
-        Assert.Equal("py-app", reply.Winner);
-        Assert.Equal("py-app", channel.Variables[CallHandover.WinnerVariable]);
+        Assert.Equal(app, reply.Winner);
+        Assert.Equal(app, channel.Variables[CallHandover.WinnerVariable]);
         Assert.Equal("python", channel.ContinuedTo!.Context);
     }
 }

@@ -57,7 +57,7 @@ public sealed class ResilienceTests : RoutingTest
 
         var callId = Guid.NewGuid();
         var claim = app.Claim(callId);
-        await Task.Delay(300);
+        await Stack.WaitForSagaState(callId, "AwaitingBroadcast"); // the router holds the claim, unanswered
         Assert.False(claim.IsCompleted);
 
         var now = DateTimeOffset.UtcNow;

@@ -34,9 +34,9 @@ var factory = new ConnectionFactory
 };
 await using var connection = await factory.CreateConnectionAsync();
 await using var channel = await connection.CreateChannelAsync();
-await channel.ExchangeDeclareAsync("call.broadcasts", ExchangeType.Topic, durable: true);
-await channel.ExchangeDeclareAsync("call.claims", ExchangeType.Fanout, durable: true);
-await channel.ExchangeDeclareAsync("app.heartbeats", ExchangeType.Fanout, durable: true);
+// The exchanges belong to the router's side: an app only checks they exist (it may not declare them).
+foreach (var exchange in new[] { "call.broadcasts", "call.claims", "app.heartbeats" })
+    await channel.ExchangeDeclarePassiveAsync(exchange);
 var queue = $"app.{app}";
 await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
 await channel.QueueBindAsync(queue, "call.broadcasts", app);

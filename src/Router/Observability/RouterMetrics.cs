@@ -5,11 +5,17 @@ namespace CallRouter.Router.Observability;
 
 /// <summary>
 /// The router's meter ("CallRouter.Router"). Counted where messages actually leave (Outbound's send callbacks run when
-/// the outbox releases them), so a consume that is retried is never counted twice.
+/// the outbox releases them), so a consume that is retried is never counted twice. The "app" label only ever holds
+/// the name of an app a call was offered to (the dialplan's audience); claims naming any other app (forbidden, invalid,
+/// for unknown calls or calls not offered to them) are counted under <see cref="UnknownApp"/>, so no app user can mint
+/// new series.
 /// </summary>
 public sealed class RouterMetrics
 {
     public const string MeterName = "CallRouter.Router";
+
+    /// <summary>The "app" label of claims for apps the call was not offered to.</summary>
+    public const string UnknownApp = "_unknown";
 
     private readonly Counter<long> _claims;
     private readonly Counter<long> _wins;
@@ -34,8 +40,8 @@ public sealed class RouterMetrics
             "FAILED calls the router heard of, by reason");
     }
 
-    public void ClaimAnswered(ClaimReply reply) =>
-        _claims.Add(1, new KeyValuePair<string, object?>("app", reply.App ?? ""),
+    public void ClaimAnswered(ClaimReply reply, bool offered) =>
+        _claims.Add(1, new KeyValuePair<string, object?>("app", offered && reply.App is { } app ? app : UnknownApp),
             new KeyValuePair<string, object?>("outcome", reply.Accepted ? "accepted" : reply.Reason ?? "unknown"));
 
     public void Decided(ContinueCall decision, IReadOnlyList<string>? audience)

@@ -15,6 +15,7 @@ public sealed class CallState : SagaStateMachineInstance, ISagaVersion
     public List<string> Audience { get; set; } = [];
     public bool NotifyClaimed { get; set; }
     public DateTimeOffset? BroadcastAt { get; set; }
+    /// <summary>On this router's clock (see <see cref="AdapterClocks"/>), not the adapter's stamp.</summary>
     public DateTimeOffset? Deadline { get; set; }
 
     public string? Winner { get; set; }

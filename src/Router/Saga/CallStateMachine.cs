@@ -1,4 +1,5 @@
 using CallRouter.Messages;
+using CallRouter.Router.Observability;
 using CallRouter.Router.Timers;
 using CallRouter.Router.Transport;
 using MassTransit;
@@ -15,6 +16,8 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     private readonly ICallTimers _timers;
     private readonly TimeProvider _clock;
     private readonly RouterOptions _options;
+    private readonly RouterMetrics _metrics;
+    private readonly AdapterClocks _adapterClocks;
 
     /// <summary>Claims arrived before the broadcast.</summary>
     public State AwaitingBroadcast { get; private set; } = null!;
@@ -39,9 +42,11 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     public Event<ForgetCall> ForgetRequested { get; private set; } = null!;
     public Event<ClaimWindowClosed> WindowClosed { get; private set; } = null!;
 
-    public CallStateMachine(ICallTimers timers, TimeProvider clock, IOptions<RouterOptions> options)
+    public CallStateMachine(ICallTimers timers, TimeProvider clock, IOptions<RouterOptions> options, RouterMetrics metrics, AdapterClocks adapterClocks)
     {
+        _adapterClocks = adapterClocks;
         _timers = timers;
+        _metrics = metrics;
         _clock = clock;
         _options = options.Value;
 
@@ -100,7 +105,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .TransitionTo(Contended),
             When(DeadlineReached)
                 .ThenAsync(context => End(context, context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
-                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
+                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga), _metrics, context.Saga.Audience))
                 .TransitionTo(Ended),
             When(EndReported)
                 .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
@@ -121,7 +126,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                     won => won.TransitionTo(Claimed),
                     none => none
                         .ThenAsync(context => End(context, context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
-                        .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga)))
+                        .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga), _metrics, context.Saga.Audience))
                         .TransitionTo(Ended)),
             When(EndReported)
                 .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
@@ -136,7 +141,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         // that made it died before its ContinueCall left (the adapter ignores a decision for a call it has finished).
         During(Claimed,
             When(DeadlineReached)
-                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim))));
+                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim), null, context.Saga.Audience)));
         During(Ended,
             Ignore(DeadlineReached));
 
@@ -161,8 +166,12 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         call.Audience = [.. broadcast.Audience];
         call.NotifyClaimed = broadcast.NotifyClaimed;
         call.BroadcastAt = broadcast.BroadcastAt;
-        call.Deadline = broadcast.Deadline;
-        return _timers.Schedule(context, broadcast.Deadline, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId));
+        // The deadline on this router's clock, never the adapter's stamp as it is: the adapter falls back timeoutMs +
+        // grace after it broadcast, on its own clock, so a claim accepted before this deadline reaches it in time
+        // whatever the two clocks say (as long as the decision travels in less than the grace).
+        var receivedAt = _clock.GetUtcNow() - context.ReceiveContext.ElapsedTime;
+        call.Deadline = _adapterClocks.DeadlineOf(broadcast, receivedAt);
+        return _timers.Schedule(context, call.Deadline.Value, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId));
     }
 
     /// <summary>The adapter holds the call's CDR until it hears how many claims the call got in all.</summary>
@@ -200,8 +209,8 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         if (verdict.Accepted && call.Winner is not null)
         {
             // The winner's claim again (redelivered after a router died, or sent twice): same answer, decision resent.
-            await Outbound.Continue(context, call.Node!, Decision(call, call.WinningClaim));
-            await Outbound.Reply(context, reply, verdict);
+            await Outbound.Continue(context, call.Node!, Decision(call, call.WinningClaim), null, call.Audience);
+            await Outbound.Reply(context, reply, verdict, _metrics, offered: true);
             return;
         }
         call.ClaimCount++;
@@ -211,20 +220,20 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             call.WinningClaim = claim;
             call.ClaimedAt = receivedAt;
             await End(context, call, CallStatus.Success, claim.Control ? DispositionReason.Controlled : DispositionReason.Claimed);
-            await Outbound.Continue(context, call.Node!, Decision(call, claim));
+            await Outbound.Continue(context, call.Node!, Decision(call, claim), _metrics, call.Audience);
             if (call.NotifyClaimed)
                 await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt), call.Deadline);
         }
-        await Outbound.Reply(context, reply, verdict);
+        await Outbound.Reply(context, reply, verdict, _metrics, call.Audience.Contains(claim.App));
     }
 
     private Task Decide(BehaviorContext<CallState, ClaimCall> context, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt) =>
         Decide(context, context.Saga, claim, reply, receivedAt);
 
-    private static async Task RejectPendingAsUnknown(BehaviorContext<CallState, UnknownCallExpired> context)
+    private async Task RejectPendingAsUnknown(BehaviorContext<CallState, UnknownCallExpired> context)
     {
         foreach (var held in context.Saga.PendingClaims)
-            await Outbound.Reply(context, held.Reply, ClaimReply.Reject(held.Claim.CallId, held.Claim.App, RejectReason.NotFound, "no broadcast with this call id"));
+            await Outbound.Reply(context, held.Reply, ClaimReply.Reject(held.Claim.CallId, held.Claim.App, RejectReason.NotFound, "no broadcast with this call id"), _metrics, offered: false);
         context.Saga.PendingClaims.Clear();
     }
 

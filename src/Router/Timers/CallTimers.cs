@@ -56,7 +56,7 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
             {
                 await send(endpoint);
             }
-            catch (TransportUnavailableException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested || Stopping)
             {
                 // Shutting down: remaining deadlines are the adapter's fallback's job.
             }
@@ -66,6 +66,9 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
             }
         }
     }
+
+    /// <summary>The host is stopping: the bus may already be gone.</summary>
+    private bool Stopping => _services.GetService<IHostApplicationLifetime>()?.ApplicationStopping.IsCancellationRequested == true;
 
     public override void Dispose()
     {

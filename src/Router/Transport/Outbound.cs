@@ -2,7 +2,6 @@ using CallRouter.Messages;
 using CallRouter.Router.Observability;
 using CallRouter.Router.Saga;
 using MassTransit;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace CallRouter.Router.Transport;
 
@@ -19,34 +18,36 @@ public static class Outbound
             ? new ReplyRoute(amqp.Properties.ReplyTo, amqp.Properties.CorrelationId)
             : new ReplyRoute(null, null);
 
-    public static Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply) =>
-        Reply(context, route, reply, MetricsOf(context));
-
-    /// <summary>Answers a claim; the answer is counted when it is actually sent (after the outbox, never for a retried attempt).</summary>
-    public static async Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply, RouterMetrics? metrics)
+    /// <summary>
+    /// Answers a claim; the answer is counted when it is actually sent (after the outbox, never for a retried attempt).
+    /// <paramref name="offered"/>: the app was in the call's audience, so its name may label the count (bounded series).
+    /// </summary>
+    public static async Task Reply(ISendEndpointProvider context, ReplyRoute route, ClaimReply reply, RouterMetrics metrics, bool offered)
     {
         if (string.IsNullOrEmpty(route.ReplyTo))
         {
-            metrics?.ClaimAnswered(reply); // nowhere to answer, but the claim was judged all the same
+            metrics.ClaimAnswered(reply, offered); // nowhere to answer, but the claim was judged all the same
             return;
         }
         var endpoint = await context.GetSendEndpoint(ReplyExchange);
         await endpoint.Send(reply, send =>
         {
             Stamp(send, Topology.Types.ClaimReply, route.ReplyTo, route.CorrelationId);
-            metrics?.ClaimAnswered(reply);
+            metrics.ClaimAnswered(reply, offered);
         });
     }
 
-    public static async Task Continue(ConsumeContext context, string node, ContinueCall command)
+    /// <summary>
+    /// Sends a decision to the call's adapter. <paramref name="countWith"/> counts it as it leaves; null for a decision
+    /// sent again (at the deadline, or to a winner claiming twice), which is the same decision and counted once.
+    /// </summary>
+    public static async Task Continue(ConsumeContext context, string node, ContinueCall command, RouterMetrics? countWith, IReadOnlyList<string> audience)
     {
-        var metrics = MetricsOf(context);
-        var audience = context is SagaConsumeContext<CallState> saga ? saga.Saga.Audience : null;
         var endpoint = await context.GetSendEndpoint(CommandExchange);
         await endpoint.Send(command, send =>
         {
             Stamp(send, Topology.Types.ContinueCall, node, command.CallId.ToString());
-            metrics?.Decided(command, audience);
+            countWith?.Decided(command, audience);
         });
     }
 
@@ -69,12 +70,6 @@ public static class Outbound
                     send.TimeToLive = t;
             });
     }
-
-    /// <summary>This host's metrics, from the consume context's container scope (Outbound is called from the saga).</summary>
-    private static RouterMetrics? MetricsOf(ISendEndpointProvider context) =>
-        context is ConsumeContext consume && consume.TryGetPayload<IServiceProvider>(out var services)
-            ? services.GetService<RouterMetrics>()
-            : null;
 
     /// <summary>Call messages live for seconds: transient, typed by the AMQP type property, correlated by the caller's id.</summary>
     public static void Stamp<T>(SendContext<T> send, string type, string routingKey, string? correlationId) where T : class

@@ -90,7 +90,7 @@ public sealed class InvalidClaimConsumer(IBus bus, RouterMetrics metrics) : ICon
     {
         var claim = context.Message;
         // Sent through the bus, not the consume context: the outbox would drop it when this consume fails.
-        await Outbound.Reply(bus, Outbound.ReplyRouteOf(context), ClaimReply.Reject(claim.CallId, claim.App, claim.Reason, claim.Error), metrics);
+        await Outbound.Reply(bus, Outbound.ReplyRouteOf(context), ClaimReply.Reject(claim.CallId, claim.App, claim.Reason, claim.Error), metrics, offered: false);
         throw new InvalidMessageException($"{(claim.Reason == RejectReason.Forbidden ? "forbidden" : "invalid")} claim: {claim.Error}");
     }
 }

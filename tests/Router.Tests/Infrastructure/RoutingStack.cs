@@ -49,6 +49,11 @@ public sealed class RoutingStack : IAsyncLifetime
     /// <summary>Extra logging for adapters this stack starts (e.g. a provider that keeps every line for a test to read).</summary>
     public Action<ILoggingBuilder>? ConfigureAdapterLogging { get; set; }
 
+    /// <summary>Service overrides for the in-process router / adapters (e.g. a skewed <see cref="TimeProvider"/>).</summary>
+    public Action<IServiceCollection>? ConfigureRouterServices { get; set; }
+
+    public Action<IServiceCollection>? ConfigureAdapterServices { get; set; }
+
     /// <summary>Routers write CDRs to <paramref name="database"/>; with <paramref name="sagas"/>, saga state lives there too.</summary>
     public void UsePostgres(TestDatabase database, bool sagas)
     {
@@ -87,8 +92,18 @@ public sealed class RoutingStack : IAsyncLifetime
         builder.Configuration.AddInMemoryCollection(BrokerSettings().Concat(HttpSettings).Concat(OwnerSettings()).Concat(RouterSettings));
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         builder.AddRouter();
+        ConfigureRouterServices?.Invoke(builder.Services);
         Router = builder.Build();
-        await Router.StartAsync();
+        try
+        {
+            await Router.StartAsync();
+        }
+        catch
+        {
+            Router.Dispose(); // refused to start (e.g. invalid options): nothing to stop later
+            Router = null;
+            throw;
+        }
     }
 
     public async Task StopRouter()
@@ -114,6 +129,7 @@ public sealed class RoutingStack : IAsyncLifetime
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
         ConfigureAdapterLogging?.Invoke(builder.Logging);
         builder.AddAsteriskAdapter();
+        ConfigureAdapterServices?.Invoke(builder.Services);
         var adapter = builder.Build();
         await adapter.StartAsync();
         await ari.WaitForAppAsync(StasisApp, TimeSpan.FromSeconds(15));
@@ -161,6 +177,14 @@ public sealed class RoutingStack : IAsyncLifetime
     {
         var live = Adapter!.Services.GetRequiredService<LiveApps>();
         await Eventually.True(() => !live.IsLive(app), TimeSpan.FromSeconds(10), $"app {app} is still live");
+    }
+
+    /// <summary>Waits until the in-process router (sagas in memory) holds the call in the given saga state.</summary>
+    public async Task WaitForSagaState(Guid callId, string state)
+    {
+        var sagas = Router!.Services.GetRequiredService<MassTransit.ILoadSagaRepository<CallRouter.Router.Saga.CallState>>();
+        await Eventually.True(async () => (await sagas.Load(callId))?.CurrentState == state, TimeSpan.FromSeconds(10),
+            $"call {callId} never reached saga state {state}");
     }
 
     /// <summary>A router as its own process, with this stack's broker and router settings; returns once it consumes the router queue.</summary>
