@@ -70,6 +70,9 @@ public sealed class FuzzTests(ITestOutputHelper output) : RoutingTest
         var callIds = channels.Select(c => Guid.Parse(c.Variables[CallHandover.CallIdVariable])).ToHashSet();
         await Eventually.True(() => apps.All(a => callIds.IsSubsetOf(a.Broadcasts.Select(b => b.CallId))), TimeSpan.FromSeconds(30),
             "an app never got some call's broadcast");
+        // The winner's reply and the handover travel separately: wait for every call's acceptance before counting them.
+        await Eventually.True(() => callIds.IsSubsetOf(apps.SelectMany(a => a.Replies).Where(r => r.Accepted && r.CallId is not null).Select(r => r.CallId!.Value)),
+            TimeSpan.FromSeconds(30), "a winner was never told it won");
         var accepted = apps.SelectMany(a => a.Replies).Where(r => r.Accepted).ToList();
         foreach (var channel in channels)
         {

@@ -80,14 +80,17 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
             else if (status == CallStatus.Success)
                 Assert.Equal(channel.Variables[CallHandover.WinnerVariable], Assert.Single(told));
             else
-                Assert.Equal((CallStatus.Timeout, DispositionReason.RouterNoAnswer), (status, reason));
+                // The adapter fell back alone (the router holding the call was killed), or the surviving router got the
+                // claims only after the call's window (redelivered from the killed one): no-claim, and nobody was told accepted.
+                Assert.Contains((status, reason), new[] { (CallStatus.Timeout, DispositionReason.RouterNoAnswer), (CallStatus.Timeout, DispositionReason.NoClaim) });
             if (status != CallStatus.Success)
                 Assert.Empty(told); // no app is told it won a call that did not go to it
         }
         output.WriteLine(string.Join(", ", channels.GroupBy(c => c.Variables[CallHandover.StatusVariable] + "/" + c.Variables[CallHandover.ReasonVariable])
             .Select(g => $"{g.Key} {g.Count()}")));
 
-        await WaitForCdrs(1_000, TimeSpan.FromSeconds(60));
+        // Every call gets its row; a tally the killed router had not sent yet leaves that row's claims null, as documented.
+        await WaitForCdrs(1_000, TimeSpan.FromSeconds(60), complete: false);
         var rows = await Cdrs();
         Assert.Equal(channels.Select(c => c.Id).Order(), rows.Select(r => r.ChannelId).Order());
         Assert.All(rows, r => Assert.Equal(channels.Single(c => c.Id == r.ChannelId).Variables[CallHandover.StatusVariable], r.Status));

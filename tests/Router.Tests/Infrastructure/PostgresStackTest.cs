@@ -53,6 +53,7 @@ public abstract class PostgresStackTest : IAsyncLifetime
     protected async Task WaitForCdrs(long count, TimeSpan within, bool complete = true)
     {
         long seen = -1;
+        string? lastError = null;
         await Eventually.True(async () =>
         {
             try
@@ -63,12 +64,13 @@ public abstract class PostgresStackTest : IAsyncLifetime
             {
                 seen = 0;
             }
-            catch (Npgsql.NpgsqlException)
+            catch (Npgsql.NpgsqlException e)
             {
                 // The server is away (the outage test); keep waiting.
+                lastError = e.Message;
             }
             return seen >= count;
-        }, within, $"expected {count} CDR rows, saw {seen}");
+        }, within, () => $"expected {count} CDR rows, saw {seen}{(lastError is null ? "" : $" (last error: {lastError})")}");
     }
 
     protected async Task<List<CdrRow>> Cdrs()

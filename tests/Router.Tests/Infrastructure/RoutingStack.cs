@@ -242,13 +242,16 @@ public static class Eventually
     }
 
     /// <summary>The same for a condition that has to be awaited (e.g. a question to the broker).</summary>
-    public static async Task True(Func<Task<bool>> condition, TimeSpan within, string failure)
+    public static Task True(Func<Task<bool>> condition, TimeSpan within, string failure) => True(condition, within, () => failure);
+
+    /// <summary>The same, with a failure message made when it fails (so it can say what was last seen).</summary>
+    public static async Task True(Func<Task<bool>> condition, TimeSpan within, Func<string> failure)
     {
         var deadline = DateTime.UtcNow + within;
         while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException(failure);
+                throw new TimeoutException(failure());
             await Task.Delay(50);
         }
     }
