@@ -277,6 +277,12 @@ public sealed class CallDispatcher : BackgroundService
 
     private async Task OnCommand(BasicDeliverEventArgs delivery)
     {
+        // JSON is UTF-8 (RFC 8259); the reader would skip a bad byte inside a field it ignores, so check the whole body.
+        if (!System.Text.Unicode.Utf8.IsValid(delivery.Body.Span))
+        {
+            await _broker.Park(delivery, _broker.CommandErrorQueue, "not a command: the body is not UTF-8");
+            return;
+        }
         if (delivery.BasicProperties.Type == Topology.Types.ClaimTally)
         {
             await OnTally(delivery);
