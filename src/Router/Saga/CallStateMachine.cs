@@ -143,7 +143,15 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             When(DeadlineReached)
                 .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim), null, context.Saga.Audience)));
         During(Ended,
-            Ignore(DeadlineReached));
+            Ignore(DeadlineReached),
+            Ignore(EndReported));
+
+        // The adapter that held a decided call restarted before handing it over and sent it back FAILED: the app told
+        // `accepted` hears the call failed (CallFailed on its queue, as the adapter tells it of a failed move).
+        During(Claimed,
+            When(EndReported)
+                .If(context => context.Message.Status == CallStatus.Failed,
+                    failed => failed.ThenAsync(TellWinnerFailed).TransitionTo(Ended)));
 
         During(Claimed, Ended,
             When(ClaimReceived)
@@ -152,7 +160,6 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .ThenAsync(SendTally)
                 .Finalize(),
             Ignore(BroadcastReceived),
-            Ignore(EndReported),
             Ignore(UnknownCallExpired));
 
         SetCompletedWhenFinalized();
@@ -179,6 +186,15 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         context.Saga is { Node: { } node, ChannelId: { } channel } call
             ? Outbound.Tally(context, node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount))
             : Task.CompletedTask;
+
+    private static Task TellWinnerFailed(BehaviorContext<CallState, CallEnded> context)
+    {
+        var (call, ended) = (context.Saga, context.Message);
+        call.Status = ended.Status;
+        call.Reason = ended.Reason;
+        return Outbound.WinnerFailed(context, new CallFailed(call.CorrelationId, ended.ChannelId, call.Winner!, ended.Status, ended.Reason,
+            "the adapter restarted before it handed the call over; the call went back to the dialplan", ended.EndedAt));
+    }
 
     private Task Schedule<T>(ConsumeContext context, TimeSpan delay, T message) where T : class =>
         _timers.Schedule(context, _clock.GetUtcNow() + delay, delay, message);
