@@ -146,12 +146,13 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             Ignore(DeadlineReached),
             Ignore(EndReported));
 
-        // The adapter that held a decided call restarted before handing it over and sent it back FAILED: the app told
-        // `accepted` hears the call failed (CallFailed on its queue, as the adapter tells it of a failed move).
+        // The adapter sent a decided call back to the dialplan without it: it restarted before handing it over (FAILED),
+        // or the decision never reached it in time (router-no-answer). The app told `accepted` hears the call is not
+        // coming (CallFailed on its queue, as the adapter tells it of a failed move).
         During(Claimed,
             When(EndReported)
-                .If(context => context.Message.Status == CallStatus.Failed,
-                    failed => failed.ThenAsync(TellWinnerFailed).TransitionTo(Ended)));
+                .If(context => context.Message.Status == CallStatus.Failed || context.Message.Reason == DispositionReason.RouterNoAnswer,
+                    lost => lost.ThenAsync(TellWinnerFailed).TransitionTo(Ended)));
 
         During(Claimed, Ended,
             When(ClaimReceived)
@@ -192,8 +193,10 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         var (call, ended) = (context.Saga, context.Message);
         call.Status = ended.Status;
         call.Reason = ended.Reason;
-        return Outbound.WinnerFailed(context, new CallFailed(call.CorrelationId, ended.ChannelId, call.Winner!, ended.Status, ended.Reason,
-            "the adapter restarted before it handed the call over; the call went back to the dialplan", ended.EndedAt));
+        var detail = ended.Reason == DispositionReason.RouterNoAnswer
+            ? "the decision did not reach the adapter by the deadline and its grace; the call went back to the dialplan"
+            : "the adapter restarted before it handed the call over; the call went back to the dialplan";
+        return Outbound.WinnerFailed(context, new CallFailed(call.CorrelationId, ended.ChannelId, call.Winner!, ended.Status, ended.Reason, detail, ended.EndedAt));
     }
 
     private Task Schedule<T>(ConsumeContext context, TimeSpan delay, T message) where T : class =>
