@@ -77,16 +77,22 @@ public sealed class CdrTests : PostgresStackTest
     public async Task A_redelivered_record_writes_no_second_row_and_a_malformed_one_is_parked_with_the_reason()
     {
         var now = DateTimeOffset.UtcNow;
+        // As the adapter sends it when the channel ends: no claim count yet.
         var record = new CallRecord(Guid.NewGuid(), "node-x", "1.1", "PJSIP/1-1", "100", "Bob", "1000", "default", [], now.AddSeconds(-9),
-            now.AddSeconds(-8), now.AddSeconds(-6), ["sales"], 1, "sales", now.AddSeconds(-7.99), now.AddSeconds(-7.98),
+            now.AddSeconds(-8), now.AddSeconds(-6), ["sales"], null, "sales", now.AddSeconds(-7.99), now.AddSeconds(-7.98),
             CallStatus.Success, DispositionReason.Claimed, null, now, 16, "Normal Clearing");
         var o = Stack.Broker.Options;
         var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var persistent = new BasicProperties { Persistent = true, ContentType = "application/json", Type = Topology.Types.CallRecord };
-        for (var i = 0; i < 3; i++)
-            await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record));
+        // Delivered twice, then again with the router's claim tally, then the first copy once more (a late redelivery),
+        // then a copy that claims another winner: five deliveries of one call.
+        await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record));
+        await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record));
+        await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record with { Claims = 3 }));
+        await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record));
+        await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record with { Claims = 1, Winner = "mallory" }));
         await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Encoding.UTF8.GetBytes("""{"callId":"not-a-guid"}"""));
         await channel.BasicPublishAsync(Topology.RecordExchange, "", false, persistent, Wire.Serialize(record with { CallId = Guid.NewGuid(), Status = "MAYBE" }));
 
@@ -94,8 +100,24 @@ public sealed class CdrTests : PostgresStackTest
         await WaitForCdrs(1, TimeSpan.FromSeconds(15));
         await Eventually.True(async () => (parked = await Stack.Broker.GetQueueMessages(Topology.RecordErrorQueue)).Contains("MAYBE"),
             TimeSpan.FromSeconds(15), "the malformed records were not parked");
+        // Every one of the seven deliveries was acknowledged and none is left ready or unacknowledged in cdr.writer
+        // (the management API's figures, which trail by a few seconds).
+        long acks = -1, left = -1;
+        await Eventually.True(async () =>
+        {
+            var queue = await Stack.Broker.GetJson(Stack.Broker.QueuePath(Topology.RecordQueue));
+            acks = queue.TryGetProperty("message_stats", out var stats) && stats.TryGetProperty("ack", out var a) ? a.GetInt64() : -1;
+            left = queue.TryGetProperty("messages", out var m) ? m.GetInt64() : -1;
+            return acks >= 7 && left == 0;
+        }, TimeSpan.FromSeconds(30), $"cdr.writer: {acks} deliveries acknowledged, {left} left (ready or unacknowledged); expected 7 and 0");
+        Assert.Equal(7, acks);
+        // The duplicates were acknowledged as written, not parked as bad data: only the two malformed records are.
+        Assert.Equal(2u, await Stack.Broker.MessageCount(Topology.RecordErrorQueue));
         var row = Assert.Single(await Cdrs());
         Assert.Equal(record.CallId, row.CallId);
+        // The tally filled in the missing claim count; neither the late copy nor the other winner overwrote the row.
+        Assert.Equal(3, row.Claims);
+        Assert.Equal("sales", row.Winner);
         Assert.Contains("not a CallRecord", parked);
         Assert.Contains("is not SUCCESS/TIMEOUT/FAILED/ABANDONED", parked);
     }

@@ -230,6 +230,9 @@ public sealed class CallDispatcher : BackgroundService
             try
             {
                 Ended(null, await _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)));
+                // A call broadcast by an earlier run: the router may have told an app `accepted`; it tells that app now.
+                if (knownCallId is not null)
+                    _outbox.Enqueue(OutboundMessage.For(new CallEnded(callId, channel.Id, CallStatus.Failed, reason, _clock.GetUtcNow())));
             }
             finally
             {
@@ -277,6 +280,12 @@ public sealed class CallDispatcher : BackgroundService
 
     private async Task OnCommand(BasicDeliverEventArgs delivery)
     {
+        // JSON is UTF-8 (RFC 8259); the reader would skip a bad byte inside a field it ignores, so check the whole body.
+        if (!System.Text.Unicode.Utf8.IsValid(delivery.Body.Span))
+        {
+            await _broker.Park(delivery, _broker.CommandErrorQueue, "not a command: the body is not UTF-8");
+            return;
+        }
         if (delivery.BasicProperties.Type == Topology.Types.ClaimTally)
         {
             await OnTally(delivery);

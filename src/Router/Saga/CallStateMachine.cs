@@ -143,7 +143,16 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             When(DeadlineReached)
                 .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim), null, context.Saga.Audience)));
         During(Ended,
-            Ignore(DeadlineReached));
+            Ignore(DeadlineReached),
+            Ignore(EndReported));
+
+        // The adapter sent a decided call back to the dialplan without it: it restarted before handing it over (FAILED),
+        // or the decision never reached it in time (router-no-answer). The app told `accepted` hears the call is not
+        // coming (CallFailed on its queue, as the adapter tells it of a failed move).
+        During(Claimed,
+            When(EndReported)
+                .If(context => context.Message.Status == CallStatus.Failed || context.Message.Reason == DispositionReason.RouterNoAnswer,
+                    lost => lost.ThenAsync(TellWinnerFailed).TransitionTo(Ended)));
 
         During(Claimed, Ended,
             When(ClaimReceived)
@@ -152,7 +161,6 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .ThenAsync(SendTally)
                 .Finalize(),
             Ignore(BroadcastReceived),
-            Ignore(EndReported),
             Ignore(UnknownCallExpired));
 
         SetCompletedWhenFinalized();
@@ -179,6 +187,17 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         context.Saga is { Node: { } node, ChannelId: { } channel } call
             ? Outbound.Tally(context, node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount))
             : Task.CompletedTask;
+
+    private static Task TellWinnerFailed(BehaviorContext<CallState, CallEnded> context)
+    {
+        var (call, ended) = (context.Saga, context.Message);
+        call.Status = ended.Status;
+        call.Reason = ended.Reason;
+        var detail = ended.Reason == DispositionReason.RouterNoAnswer
+            ? "the decision did not reach the adapter by the deadline and its grace; the call went back to the dialplan"
+            : "the adapter restarted before it handed the call over; the call went back to the dialplan";
+        return Outbound.WinnerFailed(context, new CallFailed(call.CorrelationId, ended.ChannelId, call.Winner!, ended.Status, ended.Reason, detail, ended.EndedAt));
+    }
 
     private Task Schedule<T>(ConsumeContext context, TimeSpan delay, T message) where T : class =>
         _timers.Schedule(context, _clock.GetUtcNow() + delay, delay, message);

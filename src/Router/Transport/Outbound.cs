@@ -71,6 +71,13 @@ public static class Outbound
             });
     }
 
+    /// <summary>Tells a call's winner that the call it was told `accepted` for failed (on its queue, like the adapter's CallFailed).</summary>
+    public static async Task WinnerFailed(ConsumeContext context, CallFailed failed)
+    {
+        var endpoint = await context.GetSendEndpoint(BroadcastExchange);
+        await endpoint.Send(failed, send => Stamp(send, Topology.Types.CallFailed, failed.Winner, failed.CallId.ToString()));
+    }
+
     /// <summary>Call messages live for seconds: transient, typed by the AMQP type property, correlated by the caller's id.</summary>
     public static void Stamp<T>(SendContext<T> send, string type, string routingKey, string? correlationId) where T : class
     {
