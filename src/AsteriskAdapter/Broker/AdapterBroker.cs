@@ -44,6 +44,16 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         };
         // Any node of the list; automatic recovery moves to another when this one goes away.
         _connection = await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
+        _connection.ConnectionRecoveryErrorAsync += (_, args) =>
+        {
+            logger.LogWarning("Adapter {Node}: RabbitMQ connection recovery failed, trying again: {Error}", adapter.Value.Node, args.Exception.Message);
+            return Task.CompletedTask;
+        };
+        _connection.ConnectionShutdownAsync += (_, args) =>
+        {
+            logger.LogWarning("Adapter {Node}: RabbitMQ connection lost ({Reason}); recovering", adapter.Value.Node, args.ReplyText);
+            return Task.CompletedTask;
+        };
         _connection.RecoverySucceededAsync += (_, _) =>
         {
             logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);

@@ -13,7 +13,7 @@ namespace CallRouter.AsteriskAdapter.Control;
 /// commands for a stopped adapter become unroutable) and the unrouted ones, and publishes events and replies on one
 /// channel, so each call's events leave in ARI order.
 /// </summary>
-public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterOptions> options, ILogger<ControlBroker> logger)
+public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterOptions> options, IOptions<BrokerOptions> broker, ILogger<ControlBroker> logger)
 {
     private readonly SemaphoreSlim _publishLock = new(1, 1);
     private IChannel? _publish;
@@ -28,7 +28,7 @@ public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterO
     {
         _publish = await adapterBroker.OpenChannel(cancellationToken);
         _consume = await adapterBroker.OpenChannel(cancellationToken);
-        await Declare(_consume, cancellationToken);
+        await Declare(_consume, broker.Value.DurableQueueArguments(), cancellationToken);
         await _consume.BasicQosAsync(0, 256, false, cancellationToken);
 
         await _consume.QueueDeclareAsync(CommandQueue, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
@@ -43,15 +43,15 @@ public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterO
     }
 
     /// <summary>The same declarations as infra/broker-definitions.sh (the alternate exchange is an argument of call.control).</summary>
-    public static async Task Declare(IChannel channel, CancellationToken cancellationToken)
+    public static async Task Declare(IChannel channel, IDictionary<string, object?> durableQueueArguments, CancellationToken cancellationToken)
     {
         await channel.ExchangeDeclareAsync(Topology.ControlUnroutedExchange, ExchangeType.Fanout, durable: true, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(Topology.ControlUnroutedQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.ControlUnroutedQueue, durable: true, exclusive: false, autoDelete: false, durableQueueArguments, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(Topology.ControlUnroutedQueue, Topology.ControlUnroutedExchange, "", cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(Topology.ControlExchange, ExchangeType.Direct, durable: true,
             arguments: new Dictionary<string, object?> { ["alternate-exchange"] = Topology.ControlUnroutedExchange }, cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(Topology.ControlEventExchange, ExchangeType.Topic, durable: true, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(Topology.ControlErrorQueue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(Topology.ControlErrorQueue, durable: true, exclusive: false, autoDelete: false, durableQueueArguments, cancellationToken: cancellationToken);
     }
 
     /// <summary>An event for the app that controls the call: topic exchange, routing key = app name, AMQP type = the event's.</summary>
