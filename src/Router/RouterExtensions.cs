@@ -1,3 +1,4 @@
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Operations;
 using CallRouter.Router.Observability;
