@@ -3,6 +3,7 @@ using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.AsteriskAdapter.Control;
 using CallRouter.AsteriskAdapter.Observability;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Operations;
 using Microsoft.Extensions.Configuration;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 using CallRouter.Benchmark;
+using CallRouter.Common;
 using CallRouter.Demo;
 using CallRouter.Messages;
 using Sim = CallRouter.AriSimulator;

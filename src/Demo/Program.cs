@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CallRouter.AsteriskAdapter;
+using CallRouter.Common;
 using CallRouter.Demo;
 using CallRouter.Messages;
 using CallRouter.Router;

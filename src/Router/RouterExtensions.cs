@@ -1,3 +1,4 @@
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Operations;
 using CallRouter.Router.Observability;
@@ -56,6 +57,7 @@ public static class RouterExtensions
             builder.Services.AddSingleton<BrokerCallTimers>();
             builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<BrokerCallTimers>());
             builder.Services.AddSingleton<CallStateMachine>();
+            builder.Services.AddSingleton<CallStateDefinition>();
         }
         else
         {
@@ -87,7 +89,7 @@ public static class RouterExtensions
                 o.Tags.Add(OperationsExtensions.ReadyTag);
             });
             if (!sagasInPostgres)
-                bus.AddSagaStateMachine<CallStateMachine, CallState>().InMemoryRepository();
+                bus.AddSagaStateMachine<CallStateMachine, CallState, CallStateDefinition>().InMemoryRepository();
             bus.AddConsumer<InvalidClaimConsumer>();
             bus.UsingRabbitMq((context, cfg) =>
             {
@@ -134,20 +136,6 @@ public static class RouterExtensions
 
                     if (sagasInPostgres)
                         e.UseFilter(new TimerHopFilter(context.GetRequiredService<BrokerCallTimers>()));
-                    e.UseMessageRetry(r =>
-                    {
-                        // The database restarting, failing over or cutting connections: worth a few tries with back-off
-                        // (about 2 s in all, within a call's usual timeout) before the claim is answered "unavailable".
-                        r.Handle<Exception>(TransientDatabaseError);
-                        r.Intervals(50, 150, 300, 600, 1000);
-                    });
-                    e.UseMessageRetry(r =>
-                    {
-                        // A conflict means another handler has just committed this call's newer state, so retrying at
-                        // once reads it: no back-off is needed for progress, and any would only add latency.
-                        r.Handle<ConcurrencyException>();
-                        r.Immediate(20);
-                    });
                     e.ConfigureError(x =>
                     {
                         // A claim that still failed after the retries is answered "unavailable" before it is parked.
@@ -157,21 +145,15 @@ public static class RouterExtensions
                         x.UseFilter(new ParkFilter(Topology.RouterErrorQueue, broker.DurableQueueArguments()));
                     });
                     e.ConfigureDeadLetter(x => x.UseFilter(new ParkFilter(Topology.RouterSkippedQueue, broker.DurableQueueArguments())));
-                    e.UseInMemoryOutbox(context);
+                    // The saga's policies (retries, outbox, partitioning) come from CallStateDefinition in both modes.
                     if (sagasInPostgres)
                     {
-                        // Messages for one call run one at a time in this process, so only another router can race a
-                        // saga update (the in-memory repository locks per call by itself).
-                        var partitioner = e.CreatePartitioner(router.ConcurrentMessageLimit);
-                        e.UsePartitioner<CallBroadcast>(partitioner, c => c.Message.CallId);
-                        e.UsePartitioner<ClaimCall>(partitioner, c => c.Message.CallId);
-                        e.UsePartitioner<CallEnded>(partitioner, c => c.Message.CallId);
-                        e.UsePartitioner<BroadcastDeadline>(partitioner, c => c.Message.CallId);
-                        e.UsePartitioner<UnknownCallExpired>(partitioner, c => c.Message.CallId);
-                        e.UsePartitioner<ClaimWindowClosed>(partitioner, c => c.Message.CallId);
-                        e.UsePartitioner<ForgetCall>(partitioner, c => c.Message.CallId);
+                        // Our own repository, so the saga is connected by hand, with the definition applied as
+                        // MassTransit's ConfigureSaga would apply it.
+                        ISagaDefinition<CallState> definition = context.GetRequiredService<CallStateDefinition>();
                         e.StateMachineSaga(context.GetRequiredService<CallStateMachine>(),
-                            PostgresSagaRepository.Create(context.GetRequiredService<NpgsqlDataSource>()));
+                            PostgresSagaRepository.Create(context.GetRequiredService<NpgsqlDataSource>()),
+                            saga => definition.Configure(e, saga, context));
                     }
                     else
                         e.ConfigureSaga<CallState>(context);
@@ -184,17 +166,5 @@ public static class RouterExtensions
         if (!sagasInPostgres)
             builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
         return builder;
-    }
-
-    /// <summary>
-    /// A PostgreSQL error that may pass if tried again: Npgsql's own judgement (I/O, timeouts, overload), plus a
-    /// connection the server ended (class 57P: terminated by an administrator, a restart, a failover) or lost (class 08).
-    /// </summary>
-    private static bool TransientDatabaseError(Exception exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-            if (e is NpgsqlException { IsTransient: true } || e is PostgresException { SqlState: var state } && (state.StartsWith("57P") || state.StartsWith("08")))
-                return true;
-        return false;
     }
 }

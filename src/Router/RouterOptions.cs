@@ -38,7 +38,7 @@ public sealed class RouterOptions
 
     /// <summary>
     /// Users that may claim for apps other than the one of their own name: user → regular expression the whole app
-    /// name must match (Router__AppOwners__guest=.*). Read by the adapters too, for heartbeats (<see cref="Messages.AppOwnership"/>).
+    /// name must match (Router__AppOwners__guest=.*). Read by the adapters too, for heartbeats (<see cref="Common.AppOwnership"/>).
     /// </summary>
     public Dictionary<string, string> AppOwners { get; set; } = new(StringComparer.Ordinal);
 

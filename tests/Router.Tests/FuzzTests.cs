@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,5 +1,6 @@
 using System.Text;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Demo;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;

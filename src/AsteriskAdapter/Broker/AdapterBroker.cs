@@ -1,4 +1,5 @@
 using System.Text;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

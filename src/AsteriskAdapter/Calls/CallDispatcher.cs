@@ -5,6 +5,7 @@ using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Control;
 using CallRouter.AsteriskAdapter.Observability;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CallRouter.Common;
 using CallRouter.Messages;
 
 namespace CallRouter.AsteriskAdapter.Calls;

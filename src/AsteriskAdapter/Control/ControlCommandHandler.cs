@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Dapper;
 using Microsoft.Extensions.Hosting;

@@ -1,3 +1,4 @@
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Router.Transport;
 using MassTransit;

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Router.Transport;
 using MassTransit;

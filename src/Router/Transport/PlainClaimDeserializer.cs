@@ -1,4 +1,5 @@
 using System.Net.Mime;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Router.Observability;
 using MassTransit;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
+using CallRouter.Common;
 using CallRouter.Messages;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;

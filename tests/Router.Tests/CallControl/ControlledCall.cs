@@ -1,4 +1,5 @@
 using CallRouter.AriSimulator;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using Xunit;

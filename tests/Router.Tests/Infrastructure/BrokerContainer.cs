@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using CallRouter.Common;
 using CallRouter.Messages;
 using DotNet.Testcontainers.Containers;
 using Testcontainers.RabbitMq;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Reflection;
+using CallRouter.Common;
 using CallRouter.Messages;
 
 namespace CallRouter.Tests.Infrastructure;

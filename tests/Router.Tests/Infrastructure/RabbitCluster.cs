@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using CallRouter.Common;
 using CallRouter.Messages;
 using DotNet.Testcontainers.Builders;
 using DotNet.Testcontainers.Networks;

@@ -1,6 +1,7 @@
 using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Demo;
 using CallRouter.Messages;
 using CallRouter.Operations;

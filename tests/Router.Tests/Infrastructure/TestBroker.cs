@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text;
+using CallRouter.Common;
 using CallRouter.Messages;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Exceptions;

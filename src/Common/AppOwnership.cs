@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace CallRouter.Messages;
+namespace CallRouter.Common;
 
 /// <summary>
 /// Which RabbitMQ user may speak for which app. An app's identity is its RabbitMQ user, which the broker vouches for

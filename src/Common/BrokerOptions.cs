@@ -1,4 +1,4 @@
-namespace CallRouter.Messages;
+namespace CallRouter.Common;
 
 /// <summary>Where the RabbitMQ broker is. Bound from the "Broker" section; environment variables Broker__Host etc. or RABBITMQ_HOST etc.</summary>
 public sealed class BrokerOptions

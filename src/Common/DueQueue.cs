@@ -1,4 +1,4 @@
-namespace CallRouter.Messages;
+namespace CallRouter.Common;
 
 /// <summary>
 /// Items that fall due at a wall-clock time, handed to a callback from one dedicated thread: precise to about a
