@@ -1,5 +1,6 @@
 using System.Text;
 using CallRouter.AsteriskAdapter.Broker;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
