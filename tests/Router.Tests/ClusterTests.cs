@@ -75,7 +75,9 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
             var replies = new List<(string App, Guid CallId, ClaimReply Reply)>();
             foreach (var (app, callId, reply) in claims.ToArray())
                 replies.Add((app, callId, await reply)); // a claim left unanswered throws (10 s) and fails the test
-            await WaitForCdrs(all.Length, TimeSpan.FromSeconds(60));
+            // Rows, not claim counts: a timer of the in-memory router that fell due while its node was lost is dropped
+            // (the adapter falls back), and with it the claim tally of those calls (their rows keep claims null).
+            await WaitForCdrs(all.Length, TimeSpan.FromSeconds(60), complete: false);
 
             var statuses = all.GroupBy(c => $"{c.Channel.Variables[CallHandover.StatusVariable]}/{c.Channel.Variables[CallHandover.ReasonVariable]}")
                 .ToDictionary(g => g.Key, g => g.Count());

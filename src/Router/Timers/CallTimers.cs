@@ -6,8 +6,6 @@ using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Polly;
-using Polly.Retry;
 
 namespace CallRouter.Router.Timers;
 
@@ -53,30 +51,11 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
         // Through the receive endpoint's own exchange: a "queue:" address would declare the queue again with no
         // arguments, which a quorum router queue (Broker__QueueType=quorum) refuses with PRECONDITION_FAILED.
         var endpoint = await _services.GetRequiredService<IBus>().GetSendEndpoint(new Uri($"exchange:{Topology.RouterQueue}?type=fanout"));
-        // "timer-send": a timer that falls due while the broker is away (restart, a cluster node lost) is sent again
-        // until the bus takes it, in due order; dropping it would leave the call never forgotten and its CDR without claims.
-        var sendUntilTaken = new ResiliencePipelineBuilder { Name = "timer-send" }
-            .AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<Exception>(_ => !stoppingToken.IsCancellationRequested && !Stopping),
-                MaxRetryAttempts = int.MaxValue,
-                Delay = TimeSpan.FromMilliseconds(100),
-                MaxDelay = TimeSpan.FromSeconds(2),
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                OnRetry = args =>
-                {
-                    if (args.AttemptNumber == 0)
-                        _logger.LogWarning("A timer could not be sent ({Error}); retrying until the broker takes it", args.Outcome.Exception?.Message);
-                    return default;
-                },
-            })
-            .Build();
         await foreach (var send in _due.Reader.ReadAllAsync(CancellationToken.None))
         {
             try
             {
-                await sendUntilTaken.ExecuteAsync(async _ => await send(endpoint), stoppingToken);
+                await send(endpoint);
             }
             catch (Exception) when (stoppingToken.IsCancellationRequested || Stopping)
             {

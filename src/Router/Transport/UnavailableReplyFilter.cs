@@ -17,6 +17,8 @@ namespace CallRouter.Router.Transport;
 /// </summary>
 public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetrics metrics, ILogger logger) : IFilter<ExceptionReceiveContext>
 {
+    private static readonly TimeSpan ReplyTimeout = TimeSpan.FromSeconds(2);
+
     public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
         if (context.Exception is not InvalidMessageException
@@ -30,8 +32,10 @@ public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetr
             try
             {
                 // Through the bus: nothing in a failed consume may send.
+                // Bounded: with the broker away (a cluster node lost) the send would wait for the connection, and a
+                // fault pipe that never returns holds the endpoint's consumers and so stops every other claim.
                 await Outbound.Reply(services.GetRequiredService<IBus>(), new ReplyRoute(delivery.Properties.ReplyTo, delivery.Properties.CorrelationId),
-                    reply, metrics, offered: false);
+                    reply, metrics, offered: false).WaitAsync(ReplyTimeout);
             }
             catch (Exception replyFailed)
             {
