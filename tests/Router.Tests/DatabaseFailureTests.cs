@@ -25,6 +25,17 @@ public sealed class DatabaseFailureTests : PostgresStackTest
         {
             var channels = Enumerable.Range(0, count).Select(_ => Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=15000"])).ToList();
             var offers = await Task.WhenAll(channels.Select(c => offered.GetOrAdd(c.Id, _ => new()).Task)).WaitAsync(TimeSpan.FromSeconds(10));
+            // The router has stored each call before the database is taken away (the app may hear the broadcast first).
+            foreach (var offer in offers)
+                await Eventually.True(async () =>
+                {
+                    // Its own connection: CutConnections also ends the pooled ones of this test.
+                    await using var connection = new NpgsqlConnection(Database.ConnectionString + ";Pooling=false");
+                    await connection.OpenAsync();
+                    await using var state = new NpgsqlCommand("SELECT current_state FROM call_sagas WHERE correlation_id = @id", connection);
+                    state.Parameters.AddWithValue("id", offer.CallId);
+                    return (string?)await state.ExecuteScalarAsync() == "Open";
+                }, TimeSpan.FromSeconds(10), $"call {offer.CallId} was never stored by the router");
             return [.. channels.Zip(offers, (c, o) => (c, o.CallId))];
         }
 
