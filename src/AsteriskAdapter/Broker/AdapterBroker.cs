@@ -152,12 +152,11 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     }
 
     /// <summary>
-    /// Sets a message that cannot be used aside in an _error queue, with the reason in the x-error header, then acks it.
-    /// The sender's user_id moves to a header: RabbitMQ refuses a publish whose user_id is not the adapter's own user.
+    /// A parked message's properties: the reason in x-error, where it came from, and the sender's user_id moved to
+    /// x-original-user-id (RabbitMQ refuses a publish whose user_id is not the adapter's own user).
     /// </summary>
-    public async Task Park(BasicDeliverEventArgs delivery, string errorQueue, string reason)
+    public static BasicProperties ParkedProperties(BasicDeliverEventArgs delivery, string reason)
     {
-        logger.LogWarning("Parked a message in {Queue}: {Reason}", errorQueue, reason);
         var headers = new Dictionary<string, object?>(delivery.BasicProperties.Headers ?? new Dictionary<string, object?>())
         {
             ["x-error"] = Encoding.UTF8.GetBytes(reason),
@@ -166,7 +165,17 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         };
         if (delivery.BasicProperties.UserId is { } userId)
             headers["x-original-user-id"] = userId;
-        var properties = new BasicProperties(delivery.BasicProperties) { UserId = null, Expiration = null, Headers = headers };
+        return new BasicProperties(delivery.BasicProperties) { UserId = null, Expiration = null, Headers = headers };
+    }
+
+    /// <summary>
+    /// Sets a message that cannot be used aside in an _error queue, with the reason in the x-error header, then acks it.
+    /// The sender's user_id moves to a header: RabbitMQ refuses a publish whose user_id is not the adapter's own user.
+    /// </summary>
+    public async Task Park(BasicDeliverEventArgs delivery, string errorQueue, string reason)
+    {
+        logger.LogWarning("Parked a message in {Queue}: {Reason}", errorQueue, reason);
+        var properties = ParkedProperties(delivery, reason);
         await _publishLock.WaitAsync();
         try
         {

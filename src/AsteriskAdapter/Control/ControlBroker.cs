@@ -66,16 +66,7 @@ public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterO
     public async Task Park(BasicDeliverEventArgs delivery, string reason)
     {
         logger.LogWarning("Parked a control command: {Reason}", reason);
-        var headers = new Dictionary<string, object?>(delivery.BasicProperties.Headers ?? new Dictionary<string, object?>())
-        {
-            ["x-error"] = Encoding.UTF8.GetBytes(reason),
-            ["x-original-exchange"] = delivery.Exchange,
-            ["x-original-routing-key"] = delivery.RoutingKey,
-        };
-        if (delivery.BasicProperties.UserId is { } userId)
-            headers["x-original-user-id"] = userId;
-        var properties = new BasicProperties(delivery.BasicProperties) { UserId = null, Expiration = null, Headers = headers };
-        await Publish("", Topology.ControlErrorQueue, properties, delivery.Body);
+        await Publish("", Topology.ControlErrorQueue, AdapterBroker.ParkedProperties(delivery, reason), delivery.Body);
     }
 
     public Task Ack(BasicDeliverEventArgs delivery) => _consume!.BasicAckAsync(delivery.DeliveryTag, false).AsTask();
