@@ -69,6 +69,12 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
             maxOpen: 100, perSecond: 125);
         await killed;
 
+        // A won call can reach the dialplan before its winner hears `accepted`: the router killed between sending the
+        // decision and the reply leaves the reply to the survivor, which answers the redelivered claim.
+        var won = channels.Where(c => c.Variables[CallHandover.StatusVariable] == CallStatus.Success)
+            .Select(c => Guid.Parse(c.Variables[CallHandover.CallIdVariable])).ToList();
+        await Eventually.True(() => won.All(AcceptedApps(apps).ContainsKey), TimeSpan.FromSeconds(30),
+            () => $"{won.Count(id => !AcceptedApps(apps).ContainsKey(id))} won calls never had their winner told accepted");
         var accepted = AcceptedApps(apps);
         var toldButFellBack = new List<(Guid CallId, string App)>();
         foreach (var channel in channels)

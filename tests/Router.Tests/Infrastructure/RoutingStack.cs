@@ -242,6 +242,10 @@ public static class Eventually
         }
     }
 
+    /// <summary>The same, with a failure message made when it fails (so it can say what was last seen).</summary>
+    public static Task True(Func<bool> condition, TimeSpan within, Func<string> failure) =>
+        True(() => Task.FromResult(condition()), within, failure);
+
     /// <summary>The same for a condition that has to be awaited (e.g. a question to the broker).</summary>
     public static Task True(Func<Task<bool>> condition, TimeSpan within, string failure) => True(condition, within, () => failure);
 
