@@ -34,6 +34,7 @@ if (clusterNodes != "")
     Environment.SetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT", Arg("--cluster-management-port", "15681"));
 }
 var soakSeconds = int.Parse(Arg("--soak-seconds", "0"));
+var overloadSeconds = int.Parse(Arg("--overload-seconds", "10"));
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
     throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
@@ -107,18 +108,28 @@ var sample = Wire.Serialize(racers[0].Broadcasts.First());
 Console.WriteLine($"raw floor: 3-hop relay of {sample.Length}-byte messages at {rate}/s");
 var floor = await RawFloor.Measure(broker, sample.Length, rate, rate * Math.Min(seconds, 10));
 
-Console.WriteLine($"fixed rate: {rate} calls/s for {seconds} s, {appCount} apps racing");
-var statsBefore = await BrokerTotals(broker);
-var (fixedRun, fixedCpu) = await Measured(() => Offer(rate, rate * seconds, _ => ["timeout=2000", raceFilter]));
-// The management API samples every 5 s: wait for the sample that includes the whole fixed-rate run.
-await Task.Delay(TimeSpan.FromSeconds(11));
-var statsAfter = await BrokerTotals(broker);
+// Cost per routed call at a low and at the fixed rate (issue 12): every process's CPU, the broker's messages and bytes,
+// and the ARI requests, counted from the first call until the last timer of the last call has fired.
+var costs = new List<CallCost>();
+foreach (var costRate in new[] { 100, rate }.Distinct())
+{
+    Console.WriteLine($"fixed rate: {costRate} calls/s for {seconds} s, {appCount} apps racing");
+    costs.Add(await Cost(costRate, seconds));
+}
+var fixedCost = costs[^1];
+var (fixedRun, fixedCpu) = (fixedCost.Run, fixedCost.Cpu);
 
 Console.WriteLine($"timeouts: {rate} calls/s for 5 s that nobody claims (timeout 500 ms)");
 var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^observer$"]);
 
 Console.WriteLine($"saturation: {inFlight} calls in flight for {saturationSeconds} s");
 var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, TimeSpan.FromSeconds(saturationSeconds), ["timeout=5000", raceFilter]));
+
+// Open loop at twice the saturation rate: goodput, and how fast the calls that cannot be served leave Stasis.
+var overloadRate = (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
+Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s (twice the saturation rate), then {rate} calls/s for 3 s");
+var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter]);
+var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter]);
 
 ControlledRun.Result? controlled = null;
 if (controlledRate > 0)
@@ -180,12 +191,55 @@ string Report()
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     if (controlled is { } c)
         b.AppendLine($"- Controlled calls (bridge-dial over the bus, 8 commands per call) at {controlledRate}/s for {controlledSeconds} s: {c.Completed:N0} of {c.Offered:N0} completed, {c.CallsPerSecond:F0} calls/s; command round trip (app → adapter → ARI → reply, {c.RoundTripsMs.Count:N0} commands) p50 {P(c.RoundTripsMs, .5):F2} ms, p99 {P(c.RoundTripsMs, .99):F2} ms, max {(c.RoundTripsMs.Count > 0 ? c.RoundTripsMs[^1] : double.NaN):F2} ms; {c.Failures} failed flows; left on the Asterisk afterwards: {c.LeftChannels} channels, {c.LeftBridges} bridges.");
-    var calls = (double)fixedRun.Count;
-    b.AppendLine($"- Broker cost per call at the fixed rate (management API, whole virtual host, {appCount} racing apps): " +
-        $"{(statsAfter.Published - statsBefore.Published) / calls:F1} messages published, {(statsAfter.Delivered - statsBefore.Delivered) / calls:F1} delivered, " +
-        $"{(statsAfter.BytesIn - statsBefore.BytesIn) / calls / 1024:F1} KiB in and {(statsAfter.BytesOut - statsBefore.BytesOut) / calls / 1024:F1} KiB out of the broker ({(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}).");
+    b.AppendLine(Overload());
+    b.AppendLine().AppendLine($"Cost per routed call ({appCount} racing apps; CPU from the first call until the last call's timers have fired; broker: management API, whole virtual host, {(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}):").AppendLine();
+    b.AppendLine("| offered | calls | p50 / p99 ms | router CPU ms | adapter CPU ms | router + adapter ms | published | delivered | KiB in | KiB out | ARI requests |");
+    b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+    foreach (var cost in costs)
+    {
+        var latency = Latencies(cost.Run, CallStatus.Success);
+        double calls = cost.Run.Count;
+        b.AppendLine($"| {cost.Rate}/s | {calls:N0} | {P(latency, .5):F2} / {P(latency, .99):F2} | {cost.RouterCpuSeconds * 1000 / calls:F2} | {cost.AdapterCpuSeconds * 1000 / calls:F2} | " +
+            $"{(cost.RouterCpuSeconds + cost.AdapterCpuSeconds) * 1000 / calls:F2} | {cost.Broker.Published / calls:F1} | {cost.Broker.Delivered / calls:F1} | " +
+            $"{cost.Broker.BytesIn / calls / 1024:F1} | {cost.Broker.BytesOut / calls / 1024:F1} | {cost.AriRequests / calls:F1} |");
+    }
+    b.AppendLine();
     b.AppendLine($"- Decision latency = StasisStart written on the WebSocket → continue executed on the channel (simulator clock). CPU = share of one core over the run.");
     return b.ToString();
+}
+
+// The overload run: goodput against the best clean rate (saturation), what the calls not routed were told and how long
+// they stayed in Stasis, and whether the first second after the overload is clean again.
+string Overload()
+{
+    var won = overloadRun.Where(c => Var(c, "ROUTER_STATUS") == CallStatus.Success).ToList();
+    var goodput = won.Count / (double)overloadSeconds;
+    var best = Achieved(saturationRun);
+    var notRouted = overloadRun.Except(won).ToList();
+    var stay = notRouted.Select(c => Stopwatch.GetElapsedTime(c.StasisStartTimestamp, c.HandoverTimestamp).TotalMilliseconds).Order().ToList();
+    var outcomes = string.Join(", ", notRouted.GroupBy(c => $"{Var(c, "ROUTER_STATUS")}/{Var(c, "ROUTER_REASON")}").OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count():N0}"));
+    var firstSecond = afterOverload.Take(rate).ToList();
+    var firstLatency = Latencies(firstSecond, CallStatus.Success);
+    return $"- Overload (open loop, {overloadRate}/s = twice the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = {goodput / best:P0} of the saturation rate ({best:F0}/s); " +
+        $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms; " +
+        $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
+        $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms.";
+}
+
+// One fixed-rate run with its cost: CPU and broker totals from the first call until the timers of the last call (its
+// deadline, and the router forgetting it after Router__FinishedRetention, 10 s) have fired and the management API
+// (which samples every 5 s) has seen it all.
+async Task<CallCost> Cost(int perSecond, int forSeconds)
+{
+    var (router0, adapter0, broker0, ari0) = (routers.Sum(r => r.CpuSeconds), adapter.CpuSeconds, await BrokerTotals(broker), ari.RestRequestCount);
+    var clock = Stopwatch.StartNew();
+    var run = await Offer(perSecond, perSecond * forSeconds, _ => ["timeout=2000", raceFilter]);
+    var (routerRun, adapterRun, wall) = (routers.Sum(r => r.CpuSeconds) - router0, adapter.CpuSeconds - adapter0, clock.Elapsed.TotalSeconds);
+    await Task.Delay(TimeSpan.FromSeconds(16));
+    var broker1 = await BrokerTotals(broker);
+    return new CallCost(perSecond, run, (routerRun / wall, adapterRun / wall), routers.Sum(r => r.CpuSeconds) - router0, adapter.CpuSeconds - adapter0,
+        (broker1.Published - broker0.Published, broker1.Delivered - broker0.Delivered, broker1.BytesIn - broker0.BytesIn, broker1.BytesOut - broker0.BytesOut),
+        ari.RestRequestCount - ari0);
 }
 
 // A steady rate for a long while, with timeouts spread over 2,000 distinct values and the router and adapter RSS sampled
@@ -354,3 +408,6 @@ static async Task<BrokerOptions> FreshVirtualHost(BrokerOptions broker)
     broker.VirtualHost = vhost;
     return broker;
 }
+
+internal sealed record CallCost(int Rate, List<Sim.SimChannel> Run, (double Router, double Adapter) Cpu, double RouterCpuSeconds, double AdapterCpuSeconds,
+    (double Published, double Delivered, double BytesIn, double BytesOut) Broker, int AriRequests);

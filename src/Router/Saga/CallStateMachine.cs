@@ -160,20 +160,31 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             When(ForgetRequested)
                 .ThenAsync(SendTally)
                 .Finalize(),
-            Ignore(BroadcastReceived),
             Ignore(UnknownCallExpired));
+        During(Claimed,
+            Ignore(BroadcastReceived));
+        // The call's end overtook its broadcast (they travel on different channels): nothing is offered any more, but the
+        // broadcast says which adapter holds the call, which the tally needs when the call is forgotten.
+        During(Ended,
+            When(BroadcastReceived)
+                .Then(context => Remember(context.Saga, context.Message)));
 
         SetCompletedWhenFinalized();
     }
 
-    private Task Offer(BehaviorContext<CallState, CallBroadcast> context)
+    private static void Remember(CallState call, CallBroadcast broadcast)
     {
-        var (call, broadcast) = (context.Saga, context.Message);
         call.ChannelId = broadcast.ChannelId;
         call.Node = broadcast.Node;
         call.Audience = [.. broadcast.Audience];
         call.NotifyClaimed = broadcast.NotifyClaimed;
         call.BroadcastAt = broadcast.BroadcastAt;
+    }
+
+    private Task Offer(BehaviorContext<CallState, CallBroadcast> context)
+    {
+        var (call, broadcast) = (context.Saga, context.Message);
+        Remember(call, broadcast);
         // The deadline on this router's clock, never the adapter's stamp as it is: the adapter falls back timeoutMs +
         // grace after it broadcast, on its own clock, so a claim accepted before this deadline reaches it in time
         // whatever the two clocks say (as long as the decision travels in less than the grace).
