@@ -37,6 +37,7 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<AriEventStream>();
         builder.Services.AddSingleton<AdapterBroker>();
         builder.Services.AddSingleton<BrokerOutbox>();
+        builder.Services.AddSingleton<RouterBacklog>();
         builder.Services.AddSingleton<CallHandover>();
         builder.Services.AddSingleton<LiveApps>();
         var owners = builder.Configuration.GetSection(AppOwnership.Section).Get<Dictionary<string, string>>();

@@ -74,6 +74,16 @@ public sealed class AdapterOptions
     /// </summary>
     public TimeSpan HandoverTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// Admission control: while more than this many messages wait in the router's queue (the ready count the RabbitMQ
+    /// console shows), new calls are not broadcast but sent back to the dialplan at once as FAILED/overloaded. 0 turns
+    /// it off. The default is about a quarter of a second of a router's work on a small machine.
+    /// </summary>
+    public int ShedAboveRouterBacklog { get; set; } = 1000;
+
+    /// <summary>How often the router's backlog is read (a passive queue declare).</summary>
+    public TimeSpan BacklogCheckInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Parallel ARI requests at most.</summary>
     public int MaxAriConnections { get; set; } = 64;
 }

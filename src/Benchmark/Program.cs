@@ -128,8 +128,13 @@ var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, Tim
 // Open loop at twice the saturation rate: goodput, and how fast the calls that cannot be served leave Stasis.
 var overloadRate = (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
 Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s (twice the saturation rate), then {rate} calls/s for 3 s");
-var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter]);
-var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter]);
+var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
+var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
+// Past capacity some calls may never leave: the run reports them rather than stopping here.
+await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
+var stranded = overloadRun.Concat(afterOverload).Count(c => !c.Handover.IsCompleted);
+overloadRun = [.. overloadRun.Where(c => c.Handover.IsCompleted)];
+afterOverload = [.. afterOverload.Where(c => c.Handover.IsCompleted)];
 
 ControlledRun.Result? controlled = null;
 if (controlledRate > 0)
@@ -223,7 +228,8 @@ string Overload()
     return $"- Overload (open loop, {overloadRate}/s = twice the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = {goodput / best:P0} of the saturation rate ({best:F0}/s); " +
         $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms; " +
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
-        $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms.";
+        $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
+        $"still in Stasis 60 s later: {stranded}.";
 }
 
 // One fixed-rate run with its cost: CPU and broker totals from the first call until the timers of the last call (its

@@ -44,6 +44,9 @@ public static class DispositionReason
     public const string AdapterRestarted = "adapter-restarted";
     public const string MoveFailed = "move-failed";
 
+    /// <summary>The router's queue was over the adapter's admission limit: the call was not offered (FAILED at once).</summary>
+    public const string Overloaded = "overloaded";
+
     /// <summary>The winner took control of the call over the bus (claim with "control": true).</summary>
     public const string Controlled = "controlled";
 

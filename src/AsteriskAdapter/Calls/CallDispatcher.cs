@@ -39,6 +39,7 @@ public sealed class CallDispatcher : BackgroundService
     private readonly BrokerOutbox _outbox;
     private readonly CallControl _control;
     private readonly ControlCommandHandler _controlCommands;
+    private readonly RouterBacklog _backlog;
 
     /// <summary>
     /// Channels failed at (re)connect as left behind, whose StasisStart may still arrive on the new socket: kept only
@@ -59,9 +60,10 @@ public sealed class CallDispatcher : BackgroundService
 
     public CallDispatcher(AriEventStream events, AriClient ari, AdapterBroker broker, BrokerOutbox outbox, CallHandover handover, LiveApps live,
         HeartbeatReader heartbeats, AppFilters filters, CallBook book, CallRecorder recorder, BackgroundWork work, AdapterMetrics metrics,
-        TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger, CallControl control, ControlCommandHandler controlCommands)
+        TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallDispatcher> logger, CallControl control, ControlCommandHandler controlCommands,
+        RouterBacklog backlog)
     {
-        (_control, _controlCommands) = (control, controlCommands);
+        (_control, _controlCommands, _backlog) = (control, controlCommands, backlog);
         (_events, _ari, _broker, _outbox, _handover, _live, _heartbeats, _filters, _book, _recorder, _work, _metrics, _clock, _options, _logger) =
             (events, ari, broker, outbox, handover, live, heartbeats, filters, book, recorder, work, metrics, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
@@ -76,10 +78,12 @@ public sealed class CallDispatcher : BackgroundService
         await _broker.Start(OnCommand, OnHeartbeat, _live.StartLearning, stoppingToken);
         _live.StartLearning();
         var outbox = _outbox.Run(stoppingToken);
+        var backlog = _backlog.Watch(stoppingToken);
         await _controlCommands.Start(stoppingToken);
         var liveness = _control.WatchLiveness(stoppingToken);
         await _events.Run(Recover, OnEvent, stoppingToken);
         await liveness;
+        await backlog;
         await _control.StopAll();
         await _work.Drain();
         await outbox;
@@ -146,6 +150,12 @@ public sealed class CallDispatcher : BackgroundService
             return;
         if (_options.RecordCalls)
             _work.Run(() => Subscribe(channel.Id), "channel subscription");
+        if (_backlog.Overloaded)
+        {
+            // Shed before anything is broadcast: the cheapest way out (one variable set per ROUTER_* and a continue).
+            FailAtOnce(channel, DispositionReason.Overloaded, $"the router's queue held {_backlog.Ready} messages", quietly: true);
+            return;
+        }
 
         var (options, optionsError) = BroadcastOptions.Parse(stasisArgs, _options.DefaultTimeoutMs);
         if (options is null)
@@ -220,9 +230,11 @@ public sealed class CallDispatcher : BackgroundService
         }
     }
 
-    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null, Guid? knownCallId = null)
+    private void FailAtOnce(AriChannel channel, string reason, string detail, IReadOnlyList<string>? args = null, Guid? knownCallId = null, bool quietly = false)
     {
-        _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
+        // Shed calls are logged once per overload (RouterBacklog), not one line each at hundreds per second.
+        if (!quietly)
+            _logger.LogInformation("Channel {ChannelId} FAILED at once: {Reason} ({Detail})", channel.Id, reason, detail);
         var callId = knownCallId ?? Guid.NewGuid();
         _recorder.NotOffered(channel, callId, args);
         _failing[channel.Id] = true;

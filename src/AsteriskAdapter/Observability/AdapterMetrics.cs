@@ -21,7 +21,7 @@ public sealed class AdapterMetrics
     private readonly Histogram<double> _latency;
     private readonly Counter<long> _stuck;
 
-    public AdapterMetrics(IMeterFactory meters, CallBook book, LiveApps live, AriEventStream ari, AriClient rest, AdapterBroker broker, IOptions<AdapterOptions> options)
+    public AdapterMetrics(IMeterFactory meters, CallBook book, LiveApps live, AriEventStream ari, AriClient rest, AdapterBroker broker, RouterBacklog backlog, IOptions<AdapterOptions> options)
     {
         var meter = meters.Create(MeterName);
         _broadcasts = meter.CreateCounter<long>("callrouter.adapter.broadcasts", "{call}", "Calls broadcast to apps");
@@ -41,6 +41,8 @@ public sealed class AdapterMetrics
             "ARI requests that answered 5xx, were reset or timed out (retried or not)");
         _stuck = meter.CreateCounter<long>("callrouter.adapter.handovers_stuck", "{call}",
             "Calls whose FAILED/ari-error fallback failed too; retried until the channel leaves the app or is gone");
+        meter.CreateObservableGauge("callrouter.adapter.router_backlog", () => backlog.Ready, "{message}",
+            "Messages ready in the router's queue at the last check; over Adapter__ShedAboveRouterBacklog new calls are shed (FAILED/overloaded)");
         meter.CreateObservableGauge("callrouter.adapter.ari_connected", () => ari.IsConnected ? 1 : 0, null,
             "1 while the ARI WebSocket is connected");
         meter.CreateObservableGauge("callrouter.adapter.broker_connected", () => broker.IsConnected ? 1 : 0, null,

@@ -190,7 +190,10 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         // whatever the two clocks say (as long as the decision travels in less than the grace).
         var receivedAt = _clock.GetUtcNow() - context.ReceiveContext.ElapsedTime;
         call.Deadline = _adapterClocks.DeadlineOf(broadcast, receivedAt);
-        return _timers.Schedule(context, call.Deadline.Value, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId));
+        // A won call's deadline only resends the decision, in case a router died before its ContinueCall left: with
+        // sagas in this process, such a death takes the saga with it, so in-process timers skip it (no second decision).
+        return _timers.Schedule(context, call.Deadline.Value, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId),
+            obsolete: () => call.Winner is not null);
     }
 
     /// <summary>The adapter holds the call's CDR until it hears how many claims the call got in all.</summary>

@@ -44,7 +44,7 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
         return index >= 0 ? index : Math.Max(0, ~index - 1);
     }
 
-    public async Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class
+    public async Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message, Func<bool>? obsolete = null) where T : class
     {
         var bucket = BucketFor(due - clock.GetUtcNow());
         await Lane(bucket);

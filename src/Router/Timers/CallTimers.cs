@@ -16,7 +16,11 @@ public interface ICallTimers
     /// <param name="due">When the message is delivered.</param>
     /// <param name="lane">The timer's nominal delay (e.g. the broadcast timeout): timers on one lane fall due in the order they are set.</param>
     /// <param name="message">What is delivered.</param>
-    Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class;
+    /// <param name="obsolete">
+    /// In-process timers drop the message when this holds at its due time (the saga instance lives in this process, so
+    /// a timer that no longer matters costs no broker round trip); durable timers cannot look, and always deliver.
+    /// </param>
+    Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message, Func<bool>? obsolete = null) where T : class;
 }
 
 /// <summary>
@@ -39,9 +43,11 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
         _pending = new DueQueue<Func<ISendEndpoint, Task>>("call-timers", send => _due.Writer.TryWrite(send), clock);
     }
 
-    public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class
+    public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message, Func<bool>? obsolete = null) where T : class
     {
-        _pending.Add(due, endpoint => endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null)));
+        _pending.Add(due, endpoint => obsolete?.Invoke() == true
+            ? Task.CompletedTask
+            : endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null)));
         return Task.CompletedTask;
     }
 
