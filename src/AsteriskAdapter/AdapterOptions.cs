@@ -74,6 +74,18 @@ public sealed class AdapterOptions
     /// </summary>
     public TimeSpan HandoverTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
-    /// <summary>Parallel ARI requests at most.</summary>
+    /// <summary>
+    /// Parallel ARI requests on the call path at most (its own connections); more wait for a free one, and their
+    /// <see cref="AriRequestTimeout"/> starts only once they are sent.
+    /// </summary>
     public int MaxAriConnections { get; set; } = 64;
+
+    /// <summary>
+    /// Parallel background ARI requests at most (CDR subscriptions, the early ROUTER_CALL_ID, draft checks), on
+    /// connections of their own: however many queue, the call path keeps all of its <see cref="MaxAriConnections"/>.
+    /// </summary>
+    public int AriBackgroundConcurrency { get; set; } = 8;
+
+    /// <summary>Background ARI requests waiting at most; more are shed (see the README's CDR section for what that costs).</summary>
+    public int AriBackgroundQueue { get; set; } = 20_000;
 }

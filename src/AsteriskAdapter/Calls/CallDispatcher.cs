@@ -211,11 +211,11 @@ public sealed class CallDispatcher : BackgroundService
     {
         try
         {
-            await _ari.SetVariable(channelId, CallHandover.CallIdVariable, callId.ToString(), _stopping);
+            await _ari.SetVariable(channelId, CallHandover.CallIdVariable, callId.ToString(), _stopping, AriLane.Background);
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !_stopping.IsCancellationRequested)
         {
-            // Only a restart would miss it (the call would then get a new id); the handover sets it again.
+            // Failed or shed: only a restart would miss it (the call would then get a new id); the handover sets it again.
             _logger.LogDebug("Could not set {Variable} on channel {ChannelId} early: {Error}", CallHandover.CallIdVariable, channelId, exception.Message);
         }
     }
