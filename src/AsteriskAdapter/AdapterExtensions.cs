@@ -54,6 +54,7 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<ControlCommandHandler>();
         builder.Services.AddSingleton<CallDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CallDispatcher>());
+        builder.Services.AddHostedService<DraftCheck>();
         return builder;
     }
 }

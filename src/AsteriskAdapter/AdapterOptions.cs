@@ -59,6 +59,13 @@ public sealed class AdapterOptions
     public TimeSpan TallyWait { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
+    /// A call's CDR draft whose channel has not ended this long after it was made (or last checked) is checked with ARI
+    /// (GET /channels/{id}): a channel gone without a ChannelDestroyed heard gets its record finished. A draft whose
+    /// channel subscription failed is checked at once. Checks run every quarter of this.
+    /// </summary>
+    public TimeSpan DraftCheckAfter { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// One ARI request on the call path gives up after this (an answer slower than this is taken as a failure and
     /// retried, see <see cref="AriRequestRetries"/>). Much shorter than a call's timeout, so a hung Asterisk or proxy
     /// cannot hold a call.

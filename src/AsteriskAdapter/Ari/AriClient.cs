@@ -46,6 +46,7 @@ public sealed class AriClient : IDisposable
     private readonly Lane _background;
     private readonly ResiliencePipeline _idempotent;
     private readonly ResiliencePipeline _sendTimeout;
+    private readonly TimeSpan _requestTimeout;
     private long _failedAttempts;
     private long _shed;
 
@@ -91,6 +92,7 @@ public sealed class AriClient : IDisposable
     public AriClient(IOptions<AdapterOptions> options, ILogger<AriClient> logger)
     {
         var o = options.Value;
+        _requestTimeout = o.AriRequestTimeout;
         _call = Lane.Create(o, Math.Max(1, o.MaxAriConnections), int.MaxValue);
         _background = Lane.Create(o, Math.Max(1, o.AriBackgroundConcurrency), Math.Max(0, o.AriBackgroundQueue));
         // "ari-request-timeout": one request, from when it got a connection to its answer.
@@ -162,6 +164,19 @@ public sealed class AriClient : IDisposable
     /// </summary>
     public Task<AriOutcome> Subscribe(string app, string channelId) =>
         Post(_idempotent, _background, CancellationToken.None, $"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
+
+    /// <summary>Whether the channel still exists (GET /channels/{id}; 404 = gone), on the background lane.</summary>
+    public async Task<bool> ChannelExists(string channelId, CancellationToken cancellationToken)
+    {
+        using var lease = await Acquire(_background, "GET channel", cancellationToken);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_requestTimeout);
+        using var response = await _background.Http.GetAsync($"channels/{Uri.EscapeDataString(channelId)}", timeout.Token);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+            return false;
+        response.EnsureSuccessStatusCode();
+        return true;
+    }
 
     /// <summary>A channel variable's value; null when the channel or the variable does not exist.</summary>
     public async Task<string?> GetVariable(string channelId, string name, CancellationToken cancellationToken)

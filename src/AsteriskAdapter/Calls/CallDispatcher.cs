@@ -109,6 +109,8 @@ public sealed class CallDispatcher : BackgroundService
             case "ChannelHangupRequest" or "StasisEnd" or "ChannelDestroyed":
                 if (e.Type != "ChannelHangupRequest")
                     _recovered.TryRemove(channel.Id, out _);
+                else
+                    _recorder.HangupRequested(channel.Id, e.Timestamp, e.Cause);
                 if (_held.TryRemove(channel.Id, out _))
                 {
                     // Hung up while held: never broadcast, so it ends here (and gets its CDR).
@@ -242,11 +244,22 @@ public sealed class CallDispatcher : BackgroundService
         }, "fail at once");
     }
 
-    /// <summary>Hear the channel's ChannelDestroyed even after it leaves Stasis, for its CDR.</summary>
+    /// <summary>
+    /// Hear the channel's ChannelDestroyed even after it leaves Stasis, for its CDR. A subscription that fails or is shed
+    /// loses no CDR: the draft is marked unwatched, and <see cref="DraftCheck"/> subscribes it again or finishes it once gone.
+    /// </summary>
     private async Task Subscribe(string channelId)
     {
-        if (await _ari.Subscribe(_options.App, channelId) == AriOutcome.ChannelGone)
-            _recorder.Destroyed(channelId, _clock.GetUtcNow(), null, null);
+        try
+        {
+            if (await _ari.Subscribe(_options.App, channelId) == AriOutcome.ChannelGone)
+                _recorder.Destroyed(channelId, _clock.GetUtcNow(), null, null);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !_stopping.IsCancellationRequested)
+        {
+            _logger.LogWarning("Channel {ChannelId}: subscription for its CDR failed ({Error}); the draft check will look after it", channelId, exception.Message);
+            _recorder.Unwatched(channelId);
+        }
     }
 
     private void Abandon(OpenCall call, string eventType)
