@@ -52,6 +52,14 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<ControlMetrics>();
         builder.Services.AddSingleton<CallControl>();
         builder.Services.AddSingleton<ControlCommandHandler>();
+        builder.Services.AddSingleton<CallEndings>();
+        builder.Services.AddSingleton<ChannelSubscriber>();
+        builder.Services.AddSingleton<ConnectRecovery>();
+        builder.Services.AddSingleton<StasisStartHandler>();
+        builder.Services.AddSingleton<ChannelEndHandler>();
+        builder.Services.AddSingleton<RouterCommandHandler>();
+        builder.Services.AddSingleton<ClaimTallyHandler>();
+        builder.Services.AddSingleton<HeartbeatHandler>();
         builder.Services.AddSingleton<CallDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CallDispatcher>());
         builder.Services.AddHostedService<DraftCheck>();
