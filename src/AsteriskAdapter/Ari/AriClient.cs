@@ -70,7 +70,7 @@ public sealed class AriClient : IDisposable
                 PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
                 UseProxy = false,
             };
-            // The pipelines time each POST out; this only bounds the GETs (listing channels at connect, draft checks).
+            // The pipelines time each POST out (a draft check its GET); this only bounds the GETs at connect (channels, a variable).
             var http = new HttpClient(handler) { BaseAddress = o.AriUrl, Timeout = TimeSpan.FromSeconds(10) };
             http.DefaultRequestHeaders.Authorization = BasicAuthorization(o);
             var limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
@@ -93,8 +93,8 @@ public sealed class AriClient : IDisposable
     {
         var o = options.Value;
         _requestTimeout = o.AriRequestTimeout;
-        _call = Lane.Create(o, Math.Max(1, o.MaxAriConnections), int.MaxValue);
-        _background = Lane.Create(o, Math.Max(1, o.AriBackgroundConcurrency), Math.Max(0, o.AriBackgroundQueue));
+        _call = Lane.Create(o, o.MaxAriConnections, int.MaxValue);
+        _background = Lane.Create(o, o.AriBackgroundConcurrency, o.AriBackgroundQueue);
         // "ari-request-timeout": one request, from when it got a connection to its answer.
         _sendTimeout = new ResiliencePipelineBuilder { Name = "ari-request-timeout" }
             .AddTimeout(new TimeoutStrategyOptions
