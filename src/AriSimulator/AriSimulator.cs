@@ -48,6 +48,9 @@ public sealed class AriSimulator : IAsyncDisposable
     /// <summary>Channels not destroyed yet (callers and created channels).</summary>
     public IReadOnlyCollection<SimChannel> LiveChannels => [.. _core.LiveChannels];
 
+    /// <summary>Channels the app has subscribed to (POST /applications/{app}/subscription) and that are not destroyed yet.</summary>
+    public IReadOnlyCollection<string> SubscribedChannels(string app) => [.. _core.Subscriptions.ChannelIds(app)];
+
     /// <summary>Number of REST requests received (the events WebSocket excluded).</summary>
     public int RestRequestCount => _rest.RequestCount;
 

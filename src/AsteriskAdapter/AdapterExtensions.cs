@@ -31,6 +31,9 @@ public static class AdapterExtensions
             .Validate(o => Wire.IsValidAppName(o.Node.Replace('.', '-')), "Adapter:Node must be letters, digits, '-', '_' or '.'")
             .Validate(o => o.DefaultTimeoutMs is > 0 and <= BroadcastOptions.MaxTimeoutMs, "Adapter:DefaultTimeoutMs must be 1..60000")
             .Validate(o => o.AriUrl.AbsolutePath.EndsWith('/'), "Adapter:AriUrl must end with /ari/")
+            .Validate(o => o.MaxAriConnections >= 1 && o.AriBackgroundConcurrency >= 1, "Adapter:MaxAriConnections and Adapter:AriBackgroundConcurrency must be at least 1")
+            .Validate(o => o.AriBackgroundQueue >= 0, "Adapter:AriBackgroundQueue must be 0 or more")
+            .Validate(o => o.DraftCheckAfter > TimeSpan.Zero, "Adapter:DraftCheckAfter must be above 0")
             .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<AriClient>();
@@ -53,8 +56,17 @@ public static class AdapterExtensions
         builder.Services.AddSingleton<ControlMetrics>();
         builder.Services.AddSingleton<CallControl>();
         builder.Services.AddSingleton<ControlCommandHandler>();
+        builder.Services.AddSingleton<CallEndings>();
+        builder.Services.AddSingleton<ChannelSubscriber>();
+        builder.Services.AddSingleton<ConnectRecovery>();
+        builder.Services.AddSingleton<StasisStartHandler>();
+        builder.Services.AddSingleton<ChannelEndHandler>();
+        builder.Services.AddSingleton<RouterCommandHandler>();
+        builder.Services.AddSingleton<ClaimTallyHandler>();
+        builder.Services.AddSingleton<HeartbeatHandler>();
         builder.Services.AddSingleton<CallDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CallDispatcher>());
+        builder.Services.AddHostedService<DraftCheck>();
         return builder;
     }
 }

@@ -59,6 +59,13 @@ public sealed class AdapterOptions
     public TimeSpan TallyWait { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
+    /// A call's CDR draft whose channel has not ended this long after it was made (or last checked) is checked with ARI
+    /// (GET /channels/{id}): a channel gone without a ChannelDestroyed heard gets its record finished. A draft whose
+    /// channel subscription failed is checked at once. Checks run every quarter of this.
+    /// </summary>
+    public TimeSpan DraftCheckAfter { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// One ARI request on the call path gives up after this (an answer slower than this is taken as a failure and
     /// retried, see <see cref="AriRequestRetries"/>). Much shorter than a call's timeout, so a hung Asterisk or proxy
     /// cannot hold a call.
@@ -84,6 +91,18 @@ public sealed class AdapterOptions
     /// <summary>How often the router's backlog is read (a passive queue declare).</summary>
     public TimeSpan BacklogCheckInterval { get; set; } = TimeSpan.FromMilliseconds(50);
 
-    /// <summary>Parallel ARI requests at most.</summary>
+    /// <summary>
+    /// Parallel ARI requests on the call path at most (its own connections); more wait for a free one, and their
+    /// <see cref="AriRequestTimeout"/> starts only once they are sent.
+    /// </summary>
     public int MaxAriConnections { get; set; } = 64;
+
+    /// <summary>
+    /// Parallel background ARI requests at most (CDR subscriptions, the early ROUTER_CALL_ID, draft checks), on
+    /// connections of their own: however many queue, the call path keeps all of its <see cref="MaxAriConnections"/>.
+    /// </summary>
+    public int AriBackgroundConcurrency { get; set; } = 8;
+
+    /// <summary>Background ARI requests waiting at most; more are shed (see the README's CDR section for what that costs).</summary>
+    public int AriBackgroundQueue { get; set; } = 20_000;
 }

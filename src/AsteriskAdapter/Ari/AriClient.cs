@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.Threading.RateLimiting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Polly;
@@ -18,35 +19,96 @@ public enum AriOutcome
     NotInStasis,
 }
 
+/// <summary>Which queue an ARI request waits in for a connection.</summary>
+public enum AriLane
+{
+    /// <summary>A call waits on it: ROUTER_* variables, continue, move, recovery at connect. Never shed.</summary>
+    Call,
+
+    /// <summary>Nothing waits on it: the CDR subscription, the early ROUTER_CALL_ID, draft checks. Bounded, and shed when full.</summary>
+    Background,
+}
+
+/// <summary>A background ARI request refused because its lane's queue was full (<see cref="AdapterOptions.AriBackgroundQueue"/>).</summary>
+public sealed class AriRequestShedException(string path) : Exception($"ARI request {path} shed: the background queue is full");
+
 /// <summary>
-/// The few ARI REST operations the adapter needs, with Asterisk's status codes mapped to outcomes. Every POST has a
-/// short timeout (<see cref="AdapterOptions.AriRequestTimeout"/>); the idempotent ones are retried on 5xx, reset or
-/// timeout. What still fails throws <see cref="HttpRequestException"/> or <see cref="TimeoutRejectedException"/>.
+/// The few ARI REST operations the adapter needs, with Asterisk's status codes mapped to outcomes. Requests go through
+/// one of two lanes (<see cref="AriLane"/>), each with its own connections and a limiter that lets at most as many
+/// requests out as it has connections, so a request never waits inside HttpClient's pool: its timeout
+/// (<see cref="AdapterOptions.AriRequestTimeout"/>) starts once it is sent, not while it queues. The idempotent ones
+/// are retried on 5xx, reset or timeout. What still fails throws <see cref="HttpRequestException"/>,
+/// <see cref="TimeoutRejectedException"/> or (background lane full) <see cref="AriRequestShedException"/>.
 /// </summary>
 public sealed class AriClient : IDisposable
 {
-    private readonly HttpClient _http;
+    private readonly Lane _call;
+    private readonly Lane _background;
     private readonly ResiliencePipeline _idempotent;
-    private readonly ResiliencePipeline _once;
+    private readonly ResiliencePipeline _sendTimeout;
+    private readonly TimeSpan _requestTimeout;
     private long _failedAttempts;
+    private long _shed;
 
     /// <summary>ARI requests that failed (5xx, reset or timeout), retried or not.</summary>
     public long FailedAttempts => Interlocked.Read(ref _failedAttempts);
 
+    /// <summary>Background requests refused because the background queue was full.</summary>
+    public long Shed => Interlocked.Read(ref _shed);
+
+    /// <summary>One lane: its own connection pool, and a limiter queueing requests until one of its connections is free.</summary>
+    private sealed class Lane(HttpClient http, ConcurrencyLimiter limiter) : IDisposable
+    {
+        public HttpClient Http { get; } = http;
+        public ConcurrencyLimiter Limiter { get; } = limiter;
+
+        public static Lane Create(AdapterOptions o, int concurrency, int queueLimit)
+        {
+            var handler = new SocketsHttpHandler
+            {
+                MaxConnectionsPerServer = concurrency,
+                PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
+                UseProxy = false,
+            };
+            // The pipelines time each POST out (a draft check its GET); this only bounds the GETs at connect (channels, a variable).
+            var http = new HttpClient(handler) { BaseAddress = o.AriUrl, Timeout = TimeSpan.FromSeconds(10) };
+            http.DefaultRequestHeaders.Authorization = BasicAuthorization(o);
+            var limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+            {
+                PermitLimit = concurrency,
+                QueueLimit = queueLimit,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            });
+            return new Lane(http, limiter);
+        }
+
+        public void Dispose()
+        {
+            Limiter.Dispose();
+            Http.Dispose();
+        }
+    }
+
     public AriClient(IOptions<AdapterOptions> options, ILogger<AriClient> logger)
     {
         var o = options.Value;
-        var timeout = new TimeoutStrategyOptions
-        {
-            Timeout = o.AriRequestTimeout,
-            OnTimeout = _ =>
+        _requestTimeout = o.AriRequestTimeout;
+        _call = Lane.Create(o, o.MaxAriConnections, int.MaxValue);
+        _background = Lane.Create(o, o.AriBackgroundConcurrency, o.AriBackgroundQueue);
+        // "ari-request-timeout": one request, from when it got a connection to its answer.
+        _sendTimeout = new ResiliencePipelineBuilder { Name = "ari-request-timeout" }
+            .AddTimeout(new TimeoutStrategyOptions
             {
-                Interlocked.Increment(ref _failedAttempts);
-                return default;
-            },
-        };
+                Timeout = o.AriRequestTimeout,
+                OnTimeout = _ =>
+                {
+                    Interlocked.Increment(ref _failedAttempts);
+                    return default;
+                },
+            })
+            .Build();
         // "ari-idempotent": a variable set, continue or subscription may be sent twice (a second continue answers 409,
-        // which means the channel already left); 4xx answers are outcomes, not failures.
+        // which means the channel already left); 4xx answers are outcomes, not failures. A retry queues again.
         _idempotent = new ResiliencePipelineBuilder { Name = "ari-idempotent" }
             .AddRetry(new RetryStrategyOptions
             {
@@ -61,27 +123,16 @@ public sealed class AriClient : IDisposable
                     return default;
                 },
             })
-            .AddTimeout(timeout)
             .Build();
-        // "ari-once": a move is not repeated (a second move could take the channel from the winner's app).
-        _once = new ResiliencePipelineBuilder { Name = "ari-once" }.AddTimeout(timeout).Build();
-        var handler = new SocketsHttpHandler
-        {
-            MaxConnectionsPerServer = o.MaxAriConnections,
-            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
-            UseProxy = false,
-        };
-        // The pipelines time each request out; this only bounds the requests outside them (listing channels at connect).
-        _http = new HttpClient(handler) { BaseAddress = o.AriUrl, Timeout = TimeSpan.FromSeconds(10) };
-        _http.DefaultRequestHeaders.Authorization = BasicAuthorization(o);
     }
 
     /// <summary>HTTP Basic credentials for ARI, for REST and for the events WebSocket alike.</summary>
     public static AuthenticationHeaderValue BasicAuthorization(AdapterOptions o) =>
         new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{o.AriUser}:{o.AriPassword}")));
 
-    public Task<AriOutcome> SetVariable(string channelId, string name, string value, CancellationToken cancellationToken = default) =>
-        Post(_idempotent, cancellationToken, $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
+    public Task<AriOutcome> SetVariable(string channelId, string name, string value, CancellationToken cancellationToken = default,
+        AriLane lane = AriLane.Call) =>
+        Post(_idempotent, LaneOf(lane), cancellationToken, $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
 
     /// <summary>Continue in the dialplan: at the target, or at the next priority when there is none.</summary>
     public Task<AriOutcome> Continue(string channelId, string? context, string? extension, int? priority, CancellationToken cancellationToken = default)
@@ -95,7 +146,7 @@ public sealed class AriClient : IDisposable
             query.Append(separator).Append(key).Append('=').Append(Uri.EscapeDataString(value));
             separator = '&';
         }
-        return Post(_idempotent, cancellationToken, query.ToString());
+        return Post(_idempotent, _call, cancellationToken, query.ToString());
     }
 
     public Task<AriOutcome> Move(string channelId, string app, IReadOnlyList<string>? appArgs, CancellationToken cancellationToken = default)
@@ -103,7 +154,8 @@ public sealed class AriClient : IDisposable
         var path = $"channels/{Uri.EscapeDataString(channelId)}/move?app={Uri.EscapeDataString(app)}";
         if (appArgs is { Count: > 0 })
             path += "&appArgs=" + Uri.EscapeDataString(string.Join(',', appArgs));
-        return Post(_once, cancellationToken, path);
+        // Not retried: a second move could take the channel from the winner's app.
+        return Post(ResiliencePipeline.Empty, _call, cancellationToken, path);
     }
 
     /// <summary>
@@ -111,12 +163,26 @@ public sealed class AriClient : IDisposable
     /// the channel no longer exists.
     /// </summary>
     public Task<AriOutcome> Subscribe(string app, string channelId) =>
-        Post(_idempotent, CancellationToken.None, $"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
+        Post(_idempotent, _background, CancellationToken.None, $"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
+
+    /// <summary>Whether the channel still exists (GET /channels/{id}; 404 = gone), on the background lane.</summary>
+    public async Task<bool> ChannelExists(string channelId, CancellationToken cancellationToken)
+    {
+        using var lease = await Acquire(_background, "GET channel", cancellationToken);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_requestTimeout);
+        using var response = await _background.Http.GetAsync($"channels/{Uri.EscapeDataString(channelId)}", timeout.Token);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+            return false;
+        response.EnsureSuccessStatusCode();
+        return true;
+    }
 
     /// <summary>A channel variable's value; null when the channel or the variable does not exist.</summary>
     public async Task<string?> GetVariable(string channelId, string name, CancellationToken cancellationToken)
     {
-        using var response = await _http.GetAsync(
+        using var lease = await Acquire(_call, "GET variable", cancellationToken);
+        using var response = await _call.Http.GetAsync(
             $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}", cancellationToken);
         if (response.StatusCode == HttpStatusCode.NotFound)
             return null;
@@ -129,25 +195,47 @@ public sealed class AriClient : IDisposable
     /// <summary>Live channels, as ARI lists them.</summary>
     public async Task<IReadOnlyList<AriChannel>> ListChannels(CancellationToken cancellationToken)
     {
-        using var response = await _http.GetAsync("channels", cancellationToken);
+        using var lease = await Acquire(_call, "GET channels", cancellationToken);
+        using var response = await _call.Http.GetAsync("channels", cancellationToken);
         response.EnsureSuccessStatusCode();
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
         using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken);
         return [.. document.RootElement.EnumerateArray().Select(AriChannel.Parse)];
     }
 
-    private Task<AriOutcome> Post(ResiliencePipeline pipeline, CancellationToken cancellationToken, string path) =>
-        pipeline.ExecuteAsync(static async (state, token) => await state.Client.PostOnce(state.Path, token), (Client: this, Path: path), cancellationToken).AsTask();
+    private Lane LaneOf(AriLane lane) => lane == AriLane.Call ? _call : _background;
+
+    private Task<AriOutcome> Post(ResiliencePipeline pipeline, Lane lane, CancellationToken cancellationToken, string path) =>
+        pipeline.ExecuteAsync(static async (state, token) => await state.Client.Send(state.Lane, state.Path, token),
+            (Client: this, Lane: lane, Path: path), cancellationToken).AsTask();
+
+    /// <summary>Waits for one of the lane's connections, then sends with the request timeout running from there.</summary>
+    private async ValueTask<AriOutcome> Send(Lane lane, string path, CancellationToken cancellationToken)
+    {
+        using var lease = await Acquire(lane, path, cancellationToken);
+        return await _sendTimeout.ExecuteAsync(static async (state, token) => await state.Client.PostOnce(state.Lane, state.Path, token),
+            (Client: this, Lane: lane, Path: path), cancellationToken);
+    }
+
+    private async ValueTask<RateLimitLease> Acquire(Lane lane, string what, CancellationToken cancellationToken)
+    {
+        var lease = await lane.Limiter.AcquireAsync(1, cancellationToken);
+        if (lease.IsAcquired)
+            return lease;
+        lease.Dispose();
+        Interlocked.Increment(ref _shed);
+        throw new AriRequestShedException(what);
+    }
 
     /// <summary>5xx, or no answer at all (connection refused or reset).</summary>
     private static bool IsTransient(HttpRequestException exception) => exception.StatusCode is null || (int)exception.StatusCode >= 500;
 
-    private async Task<AriOutcome> PostOnce(string path, CancellationToken cancellationToken)
+    private async Task<AriOutcome> PostOnce(Lane lane, string path, CancellationToken cancellationToken)
     {
         HttpResponseMessage response;
         try
         {
-            response = await _http.PostAsync(path, content: null, cancellationToken);
+            response = await lane.Http.PostAsync(path, content: null, cancellationToken);
         }
         catch (HttpRequestException)
         {
@@ -167,5 +255,9 @@ public sealed class AriClient : IDisposable
         };
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _call.Dispose();
+        _background.Dispose();
+    }
 }

@@ -15,7 +15,8 @@ namespace CallRouter.AsteriskAdapter.Calls;
 /// later (the router's tally): the record is then sent again with it, and the CDR writer fills the count in (the first
 /// copy has it null). Waiting for the tally ends after <see cref="AdapterOptions.TallyWait"/>. Records are published
 /// persistent with confirms and retried until the broker takes them. Records of calls still up when the adapter
-/// stops are lost with it (noted in the README).
+/// stops are lost with it (noted in the README). A draft whose ChannelDestroyed may never come (its subscription failed,
+/// or it is older than <see cref="AdapterOptions.DraftCheckAfter"/>) is checked by <see cref="DraftCheck"/>.
 /// </summary>
 public sealed class CallRecorder : IDisposable
 {
@@ -57,6 +58,16 @@ public sealed class CallRecorder : IDisposable
         public DateTimeOffset? AnsweredAt;
         public Guid? ParentCallId;
         public bool TallySent;
+
+        /// <summary>When <see cref="DraftCheck"/> should next ask ARI whether the channel still exists.</summary>
+        public DateTimeOffset NextCheck;
+
+        /// <summary>Its subscription failed or was shed: after it leaves Stasis, its ChannelDestroyed is not heard.</summary>
+        public bool Unwatched;
+
+        /// <summary>From ChannelHangupRequest: the best end data known should ChannelDestroyed be missed.</summary>
+        public DateTimeOffset? HangupRequestedAt;
+        public int? HangupRequestCause;
     }
 
     /// <summary>A broadcast went out: the router will decide, then send a tally.</summary>
@@ -172,6 +183,72 @@ public sealed class CallRecorder : IDisposable
         TryPublish(draft);
     }
 
+    /// <summary>The channel is hanging up (ChannelHangupRequest): kept in case its ChannelDestroyed is missed.</summary>
+    public void HangupRequested(string channelId, DateTimeOffset at, int? cause)
+    {
+        if (_byChannel.TryGetValue(channelId, out var draft))
+            lock (draft)
+            {
+                draft.HangupRequestedAt ??= at;
+                draft.HangupRequestCause ??= cause;
+            }
+    }
+
+    /// <summary>The channel's subscription failed or was shed: <see cref="DraftCheck"/> looks at it at its next round.</summary>
+    public void Unwatched(string channelId)
+    {
+        if (_byChannel.TryGetValue(channelId, out var draft))
+            lock (draft)
+            {
+                draft.Unwatched = true;
+                draft.NextCheck = _clock.GetUtcNow();
+            }
+    }
+
+    /// <summary>The channel's subscription went through after all (a draft check subscribed it again).</summary>
+    public void Watched(string channelId)
+    {
+        if (_byChannel.TryGetValue(channelId, out var draft))
+            lock (draft)
+                draft.Unwatched = false;
+    }
+
+    /// <summary>
+    /// Channels whose draft is due for a check (not ended <see cref="AdapterOptions.DraftCheckAfter"/> after it was made
+    /// or last checked, or unwatched), and whether each is unwatched. Each is due again a DraftCheckAfter later.
+    /// </summary>
+    public IReadOnlyList<(string ChannelId, bool Unwatched)> DueForCheck()
+    {
+        var now = _clock.GetUtcNow();
+        var due = new List<(string, bool)>();
+        foreach (var (channelId, draft) in _byChannel)
+            lock (draft)
+            {
+                if (draft.EndedAt is not null || draft.NextCheck > now)
+                    continue;
+                draft.NextCheck = now + _options.DraftCheckAfter;
+                due.Add((channelId, draft.Unwatched));
+            }
+        return due;
+    }
+
+    /// <summary>
+    /// The channel no longer exists but its ChannelDestroyed was not heard: the record is finished with the best end data
+    /// known (its ChannelHangupRequest, else now) and <paramref name="why"/> as the hang-up cause text.
+    /// </summary>
+    public void Gone(string channelId, string why)
+    {
+        if (!_byChannel.TryGetValue(channelId, out var draft))
+            return;
+        lock (draft)
+        {
+            draft.EndedAt ??= draft.HangupRequestedAt ?? _clock.GetUtcNow();
+            draft.HangupCause ??= draft.HangupRequestCause;
+            draft.HangupCauseText ??= why;
+        }
+        TryPublish(draft);
+    }
+
     /// <summary>Channels created before <paramref name="before"/> whose record waits for ChannelDestroyed.</summary>
     public IReadOnlyList<string> OpenChannels(DateTimeOffset before) =>
         [.. _byChannel.Where(d => d.Value.EndedAt is null && d.Value.Channel.CreatedAt < before).Select(d => d.Key)];
@@ -180,6 +257,7 @@ public sealed class CallRecorder : IDisposable
     {
         if (!_options.RecordCalls)
             return;
+        draft.NextCheck = _clock.GetUtcNow() + _options.DraftCheckAfter;
         _byChannel[draft.Channel.Id] = draft;
         _byCall[draft.CallId] = draft;
     }

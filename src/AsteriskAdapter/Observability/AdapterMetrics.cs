@@ -39,6 +39,8 @@ public sealed class AdapterMetrics
             "Time the ARI WebSocket was down after its first connect; Asterisk fails calls that reach Stasis meanwhile (STASISSTATUS=FAILED)");
         meter.CreateObservableCounter("callrouter.adapter.ari_request_failures", () => rest.FailedAttempts, "{request}",
             "ARI requests that answered 5xx, were reset or timed out (retried or not)");
+        meter.CreateObservableCounter("callrouter.adapter.ari_background_shed", () => rest.Shed, "{request}",
+            "Background ARI requests (CDR subscription, early ROUTER_CALL_ID, draft check) refused because the background queue was full");
         _stuck = meter.CreateCounter<long>("callrouter.adapter.handovers_stuck", "{call}",
             "Calls whose FAILED/ari-error fallback failed too; retried until the channel leaves the app or is gone");
         meter.CreateObservableGauge("callrouter.adapter.router_backlog", () => backlog.Ready, "{message}",
