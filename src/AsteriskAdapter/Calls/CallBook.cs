@@ -16,6 +16,12 @@ public sealed class OpenCall(Guid callId, string channelId, BroadcastOptions opt
     /// <summary>The app the router's decision named (kept for a failed move's FAILED handover and CDR).</summary>
     public string? Winner { get; set; }
 
+    /// <summary>ROUTER_CALL_ID is on the channel already (set early, off the call path): the handover leaves it out.</summary>
+    public volatile bool CallIdMarked;
+
+    /// <summary>The call id for the handover to set: none when it is on the channel already (one ARI request fewer).</summary>
+    public Guid? CallIdToSet => CallIdMarked ? null : CallId;
+
     /// <summary>Set while a move to the winner's app waits for Asterisk to confirm it.</summary>
     public volatile bool Moving;
 

@@ -113,7 +113,7 @@ public sealed class CallEndings : IDisposable
             return;
         _logger.LogWarning("Call {CallId}: no word from the router {Grace} ms after the deadline; falling back", call.CallId, _options.FallbackGrace.TotalMilliseconds);
         // The call stays in the book while it is handed over, so a reconnect meanwhile does not take it for a leftover.
-        var result = await _handover.Execute(call.ChannelId, call.CallId, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
+        var result = await _handover.Execute(call.ChannelId, call.CallIdToSet, new Decision(CallStatus.Timeout, DispositionReason.RouterNoAnswer, Args: call.Options.Args));
         _book.Remove(call);
         Ended(call, result);
         _outbox.Enqueue(OutboundMessage.For(new CallEnded(call.CallId, call.ChannelId, CallStatus.Timeout, DispositionReason.RouterNoAnswer, _clock.GetUtcNow())));

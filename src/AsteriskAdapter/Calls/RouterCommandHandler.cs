@@ -55,7 +55,7 @@ public sealed class RouterCommandHandler(AdapterBroker broker, CallBook book, Ca
             call.Moving = command.MoveToApp is not null;
             // The call stays in the book while it is handed over, so a reconnect meanwhile does not take it for a leftover.
             // A move whose answer was lost went through if its StasisEnd removed the call from the book meanwhile.
-            var result = await handover.Execute(call.ChannelId, call.CallId, decision, moved: () => !book.TryGetByChannel(call.ChannelId, out _));
+            var result = await handover.Execute(call.ChannelId, call.CallIdToSet, decision, moved: () => !book.TryGetByChannel(call.ChannelId, out _));
             if (call.Moving && (!result.HandedOver || result.Final.MoveToApp is null))
                 call.Moving = false; // not moved (gone, or fallen back to the dialplan): nothing more to wait for
             if (!call.Moving)

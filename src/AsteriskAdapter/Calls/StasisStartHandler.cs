@@ -118,7 +118,7 @@ public sealed class StasisStartHandler
         _recorder.Offered(channel, broadcast);
         // The call id on the channel at once (off the call path): an adapter restarted while the call waits finds it
         // there and fails the call under the id its broadcast, its claims and its CDR carry.
-        _work.Run(() => MarkCallId(channel.Id, call.CallId), "call id on the channel");
+        _work.Run(() => MarkCallId(call), "call id on the channel");
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
@@ -131,11 +131,16 @@ public sealed class StasisStartHandler
         _endings.FallBackUnlessDecided(call);
     }
 
-    private async Task MarkCallId(string channelId, Guid callId)
+    private async Task MarkCallId(OpenCall call)
     {
+        var (channelId, callId) = (call.ChannelId, call.CallId);
+        // Decided before the background lane got to it: the handover has set it.
+        if (call.IsFinished)
+            return;
         try
         {
-            await _ari.SetVariable(channelId, CallHandover.CallIdVariable, callId.ToString(), _stopping, AriLane.Background);
+            if (await _ari.SetVariable(channelId, CallHandover.CallIdVariable, callId.ToString(), _stopping, AriLane.Background) == AriOutcome.Done)
+                call.CallIdMarked = true;
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !_stopping.IsCancellationRequested)
         {
