@@ -4,6 +4,7 @@ using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.Messages;
+using CallRouter.Router.Saga;
 using CallRouter.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
@@ -81,6 +82,10 @@ public sealed class BrokerRestartTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.InRange(Stopwatch.GetElapsedTime(backAt, resumedAt), TimeSpan.Zero, TimeSpan.FromSeconds(15));
         // The broker's outage did not touch the adapter's ARI WebSocket.
         Assert.Equal(0, _stack.Adapter!.Services.GetRequiredService<AriEventStream>().Reconnects);
+        // Every call is forgotten in the end, those whose timers fell due while the broker was away too (they are set
+        // again until it takes them): no saga is left in the router's memory.
+        var sagas = _stack.Router!.Services.GetRequiredService<MassTransit.Saga.IndexedSagaDictionary<CallState>>();
+        await Eventually.True(() => sagas.Count == 0, TimeSpan.FromSeconds(60), () => $"{sagas.Count} sagas never forgotten");
     }
 
     private static int Won(IEnumerable<(SimChannel Channel, long OfferedAt)> calls) =>

@@ -25,31 +25,42 @@ public interface ICallTimers
 
 /// <summary>
 /// In-process timers: firing sends the message through the broker so the saga handles it like any other event.
-/// They die with the process; the adapter's own deadline fallback covers a router that dies.
+/// They die with the process; the adapter's own deadline fallback covers a router that dies. A timer the broker does
+/// not take (connection lost, a cluster node going away) is set again a second later, for a minute at most, without
+/// holding up the timers behind it: a forget that never arrives would keep the saga in memory and the call's CDR
+/// without its claim count.
 /// </summary>
 public sealed class InProcessCallTimers : BackgroundService, ICallTimers
 {
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(1);
+    private const int MaxAttempts = 60;
+
     private readonly IServiceProvider _services;
+    private readonly TimeProvider _clock;
     private readonly ILogger<InProcessCallTimers> _logger;
-    private readonly DueQueue<Func<ISendEndpoint, Task>> _pending;
-    private readonly Channel<Func<ISendEndpoint, Task>> _due =
-        Channel.CreateUnbounded<Func<ISendEndpoint, Task>>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly DueQueue<Timer> _pending;
+    private readonly Channel<Timer> _due =
+        Channel.CreateUnbounded<Timer>(new UnboundedChannelOptions { SingleReader = true });
 
     // The bus is resolved when timers start, not here: the bus needs the state machine, which needs these timers.
     public InProcessCallTimers(IServiceProvider services, TimeProvider clock, ILogger<InProcessCallTimers> logger)
     {
         _services = services;
+        _clock = clock;
         _logger = logger;
-        _pending = new DueQueue<Func<ISendEndpoint, Task>>("call-timers", send => _due.Writer.TryWrite(send), clock);
+        _pending = new DueQueue<Timer>("call-timers", send => _due.Writer.TryWrite(send), clock);
     }
 
     public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message, Func<bool>? obsolete = null) where T : class
     {
-        _pending.Add(due, endpoint => obsolete?.Invoke() == true
+        _pending.Add(due, new Timer(typeof(T).Name, endpoint => obsolete?.Invoke() == true
             ? Task.CompletedTask
-            : endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null)));
+            : endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null))));
         return Task.CompletedTask;
     }
+
+    /// <summary>One timer: what it sends, and how many times sending it failed so far.</summary>
+    private sealed record Timer(string Kind, Func<ISendEndpoint, Task> Send, int Failures = 0);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -57,19 +68,25 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
         // Through the receive endpoint's own exchange: a "queue:" address would declare the queue again with no
         // arguments, which a quorum router queue (Broker__QueueType=quorum) refuses with PRECONDITION_FAILED.
         var endpoint = await _services.GetRequiredService<IBus>().GetSendEndpoint(new Uri($"exchange:{Topology.RouterQueue}?type=fanout"));
-        await foreach (var send in _due.Reader.ReadAllAsync(CancellationToken.None))
+        await foreach (var timer in _due.Reader.ReadAllAsync(CancellationToken.None))
         {
             try
             {
-                await send(endpoint);
+                await timer.Send(endpoint);
             }
             catch (Exception) when (stoppingToken.IsCancellationRequested || Stopping)
             {
                 // Shutting down: remaining deadlines are the adapter's fallback's job.
             }
+            catch (Exception exception) when (timer.Failures + 1 < MaxAttempts)
+            {
+                if (timer.Failures == 0)
+                    _logger.LogWarning("A {Kind} timer was not taken by the broker ({Error}); trying again every {Delay} s", timer.Kind, exception.Message, RetryAfter.TotalSeconds);
+                _pending.Add(_clock.GetUtcNow() + RetryAfter, timer with { Failures = timer.Failures + 1 });
+            }
             catch (Exception exception)
             {
-                _logger.LogError(exception, "A timer could not be delivered; the adapter's own deadline fallback will end the call");
+                _logger.LogError(exception, "A {Kind} timer could not be delivered in {Attempts} attempts; the adapter's own deadline fallback will end the call", timer.Kind, MaxAttempts);
             }
         }
     }
