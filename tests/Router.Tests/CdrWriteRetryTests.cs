@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -31,7 +32,7 @@ public sealed class CdrWriteRetryTests : PostgresStackTest
         try
         {
             var o = Stack.Broker.Options;
-            var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+            var factory = o.Factory("test CdrWriteRetryTests");
             await using var connection = await factory.CreateConnectionAsync();
             await using var channel = await connection.CreateChannelAsync();
             await channel.BasicPublishAsync(Topology.RecordExchange, "", false,

@@ -252,17 +252,6 @@ public sealed class CdrWriter(
 
     private async Task<IConnection> Connect(CancellationToken cancellationToken)
     {
-        var b = broker.Value;
-        var factory = new ConnectionFactory
-        {
-            VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
-            ClientProvidedName = "router cdr writer", AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true,
-            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
-            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
-            RequestedHeartbeat = b.Heartbeat,
-        };
-        return await _connectRetry.ExecuteAsync(
-            async token => await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), token),
-            cancellationToken);
+        return await _connectRetry.ExecuteAsync(async token => await broker.Value.Connect("router cdr writer", cancellationToken: token), cancellationToken);
     }
 }
