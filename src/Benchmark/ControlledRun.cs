@@ -64,12 +64,7 @@ internal sealed class ControlledRun(BrokerOptions broker, Sim.AriSimulator ari) 
 
     private async Task Start()
     {
-        var factory = new ConnectionFactory
-        {
-            HostName = broker.Host, Port = broker.Port, VirtualHost = broker.VirtualHost, UserName = broker.User, Password = broker.Password,
-            ClientProvidedName = $"app {App}", ConsumerDispatchConcurrency = 8,
-        };
-        _connection = await factory.CreateConnectionAsync();
+        _connection = await broker.Connect($"app {App}", dispatchConcurrency: 8);
         _channel = await _connection.CreateChannelAsync();
         var queue = Topology.AppQueue(App);
         await _channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);

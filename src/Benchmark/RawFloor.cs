@@ -16,10 +16,6 @@ public static class RawFloor
 {
     public static async Task<List<double>> Measure(BrokerOptions broker, int messageBytes, int rate, int count)
     {
-        var factory = new ConnectionFactory
-        {
-            HostName = broker.Host, Port = broker.Port, VirtualHost = broker.VirtualHost, UserName = broker.User, Password = broker.Password,
-        };
         var queues = new[] { "floor.hop1", "floor.hop2", "floor.hop3" };
         var connections = new List<IConnection>();
         var latencies = new ConcurrentBag<double>();
@@ -27,7 +23,7 @@ public static class RawFloor
         try
         {
             for (var i = 0; i < 4; i++)
-                connections.Add(await factory.CreateConnectionAsync($"floor {i}"));
+                connections.Add(await broker.Connect($"floor {i}"));
             var setup = await connections[0].CreateChannelAsync();
             foreach (var queue in queues)
             {

@@ -46,16 +46,7 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
 
     public async Task Start(CancellationToken cancellationToken = default)
     {
-        var factory = new ConnectionFactory
-        {
-            VirtualHost = broker.VirtualHost,
-            UserName = broker.User, Password = broker.Password, ClientProvidedName = $"app {Name}",
-            ConsumerDispatchConcurrency = 16,
-            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
-            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
-            RequestedHeartbeat = broker.Heartbeat,
-        };
-        _connection = await factory.CreateConnectionAsync(broker.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
+        _connection = await broker.Connect($"app {Name}", dispatchConcurrency: 16, cancellationToken);
         // The exclusive reply queue is made again, under a new name, when the connection recovers (broker restart, another node).
         _connection.QueueNameChangedAfterRecoveryAsync += (_, e) =>
         {

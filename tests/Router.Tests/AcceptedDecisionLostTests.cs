@@ -1,4 +1,5 @@
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -17,7 +18,7 @@ public sealed class AcceptedDecisionLostTests : RoutingTest
         sales.BroadcastReceived += b => offered.TrySetResult(b);
         // Decisions for this adapter go nowhere (as if they were lost on the way): it falls back alone after the deadline.
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test AcceptedDecisionLostTests");
         await using (var connection = await factory.CreateConnectionAsync())
         await using (var channel = await connection.CreateChannelAsync())
             await channel.QueueUnbindAsync(Topology.AdapterQueue(RoutingStack.Node), Topology.CommandExchange, RoutingStack.Node);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using CallRouter.AsteriskAdapter.Ari;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -21,7 +22,7 @@ public sealed class AdapterBrokerHiccupTests : RoutingTest
 
         // Listen to call.events as the router does, on a connection of the test's own.
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test AdapterBrokerHiccupTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var queue = (await channel.QueueDeclareAsync("", exclusive: true)).QueueName;

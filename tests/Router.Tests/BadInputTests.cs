@@ -1,5 +1,6 @@
 using System.Text;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -89,7 +90,7 @@ public sealed class BadInputTests : RoutingTest
     private async Task PublishHeartbeat(string body)
     {
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test BadInputTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         await channel.BasicPublishAsync(Topology.HeartbeatExchange, "", false, new BasicProperties(), Encoding.UTF8.GetBytes(body));

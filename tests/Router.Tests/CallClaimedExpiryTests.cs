@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -16,7 +17,7 @@ public sealed class CallClaimedExpiryTests : RoutingTest
         await Stack.AddApp("sales");
         // A copy of everything sent to sales, in a queue nobody consumes, read through the management API.
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test CallClaimedExpiryTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         await channel.QueueDeclareAsync("sales-copy", durable: false, exclusive: false, autoDelete: false);

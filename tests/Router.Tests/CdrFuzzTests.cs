@@ -1,4 +1,5 @@
 using System.Text;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -24,7 +25,7 @@ public sealed class CdrFuzzTests(ITestOutputHelper output) : PostgresStackTest
         var random = new Random(seed);
         await Stack.AddApp("sales");
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test CdrFuzzTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
 

@@ -1,5 +1,6 @@
 using System.Text;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Router.Postgres;
 using CallRouter.Router.Saga;
@@ -82,7 +83,7 @@ public sealed class CdrTests : PostgresStackTest
             now.AddSeconds(-8), now.AddSeconds(-6), ["sales"], null, "sales", now.AddSeconds(-7.99), now.AddSeconds(-7.98),
             CallStatus.Success, DispositionReason.Claimed, null, now, 16, "Normal Clearing");
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test CdrTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var persistent = new BasicProperties { Persistent = true, ContentType = "application/json", Type = Topology.Types.CallRecord };

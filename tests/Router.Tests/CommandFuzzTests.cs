@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using CallRouter.AriSimulator;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -35,7 +36,7 @@ public sealed class CommandFuzzTests(ITestOutputHelper output) : RoutingTest
         foreach (var name in Racers)
             apps.Add(await Stack.AddApp(name, target: new DialplanTarget($"ctx-{name}", "s", 1)));
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test CommandFuzzTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var publish = await connection.CreateChannelAsync();
         var make = new Generator(new Random(seed));

@@ -312,7 +312,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : RoutingTest
         public static async Task<Sender> Start(BrokerOptions o)
         {
             var sender = new Sender();
-            var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+            var factory = o.Factory("test FuzzTests");
             sender._connection = await factory.CreateConnectionAsync();
             sender._publish = await sender._connection.CreateChannelAsync();
             var replies = await sender._connection.CreateChannelAsync();

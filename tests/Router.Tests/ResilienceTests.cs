@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -49,7 +50,7 @@ public sealed class ResilienceTests : RoutingTest
     {
         var app = await Stack.AddApp("sales", autoClaim: false);
         var o = Stack.Broker.Options;
-        var factory = new ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
+        var factory = o.Factory("test ResilienceTests");
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var commands = (await channel.QueueDeclareAsync("", exclusive: true)).QueueName;

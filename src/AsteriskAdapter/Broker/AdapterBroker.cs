@@ -30,21 +30,8 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         CancellationToken cancellationToken)
     {
         var b = broker.Value;
-        var factory = new ConnectionFactory
-        {
-            VirtualHost = b.VirtualHost,
-            UserName = b.User,
-            Password = b.Password,
-            AutomaticRecoveryEnabled = true,
-            TopologyRecoveryEnabled = true,
-            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
-            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
-            RequestedHeartbeat = b.Heartbeat,
-            ConsumerDispatchConcurrency = 64,
-            ClientProvidedName = $"adapter {adapter.Value.Node} {_instance}",
-        };
         // Any node of the list; automatic recovery moves to another when this one goes away.
-        _connection = await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
+        _connection = await b.Connect($"adapter {adapter.Value.Node} {_instance}", dispatchConcurrency: 64, cancellationToken);
         _connection.ConnectionRecoveryErrorAsync += (_, args) =>
         {
             logger.LogWarning("Adapter {Node}: RabbitMQ connection recovery failed, trying again: {Error}", adapter.Value.Node, args.Exception.Message);

@@ -6,6 +6,8 @@ using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
 
 namespace CallRouter.AsteriskAdapter.Calls;
 
@@ -306,20 +308,39 @@ public sealed class CallRecorder : IDisposable
 
     private async Task Publish(CallRecord record)
     {
-        for (var attempt = 1; ; attempt++)
+        var context = ResilienceContextPool.Shared.Get(_stopping);
+        context.Properties.Set(RecordCallId, record.CallId);
+        try
         {
-            try
-            {
-                await _broker.PublishRecord(record);
-                return;
-            }
-            catch (Exception exception) when (!_stopping.IsCancellationRequested)
-            {
-                _logger.LogWarning("Call record {CallId} not taken by the broker (attempt {Attempt}), retrying: {Error}", record.CallId, attempt, exception.Message);
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), _stopping);
-            }
+            await (_publishRetry ??= PublishRetry()).ExecuteAsync(async _ => await _broker.PublishRecord(record), context);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
         }
     }
+
+    private static readonly ResiliencePropertyKey<Guid> RecordCallId = new("call-record-id");
+    private ResiliencePipeline? _publishRetry; // built on first use (two built at once are the same pipeline)
+
+    // "call-record-publish": a record the broker did not take is offered again, 1 s longer each time up to 5 s, until the
+    // adapter stops (the record must not be lost to a broker hiccup).
+    private ResiliencePipeline PublishRetry() => new ResiliencePipelineBuilder { Name = "call-record-publish" }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is not null && !_stopping.IsCancellationRequested),
+            MaxRetryAttempts = int.MaxValue,
+            Delay = TimeSpan.FromSeconds(1),
+            MaxDelay = TimeSpan.FromSeconds(5),
+            BackoffType = DelayBackoffType.Linear,
+            OnRetry = args =>
+            {
+                _logger.LogWarning("Call record {CallId} not taken by the broker (attempt {Attempt}), retrying: {Error}",
+                    args.Context.Properties.GetValue(RecordCallId, Guid.Empty), args.AttemptNumber + 1, args.Outcome.Exception?.Message);
+                return default;
+            },
+        })
+        .Build();
 
     public void Dispose() => _tallyWaits.Dispose();
 }

@@ -8,6 +8,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Polly;
+using Polly.Retry;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 
@@ -39,6 +41,45 @@ public sealed class CdrWriter(
         """;
 
     private static readonly HashSet<string> Statuses = [CallStatus.Success, CallStatus.Timeout, CallStatus.Failed, CallStatus.Abandoned];
+
+    private static readonly ResiliencePropertyKey<int> BatchCount = new("cdr-batch-count");
+
+    // "cdr-write": PostgreSQL away (or its schema not in place yet): the batch stays unacknowledged and is tried again,
+    // 250 ms longer each time up to 2 s, for as long as it takes; the queue holds the rest. Bad data is no failure here.
+    private readonly ResiliencePipeline _writeRetry = new ResiliencePipelineBuilder { Name = "cdr-write" }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is NpgsqlException or TimeoutException or InvalidOperationException
+                && !args.Context.CancellationToken.IsCancellationRequested),
+            MaxRetryAttempts = int.MaxValue,
+            Delay = TimeSpan.FromMilliseconds(250),
+            MaxDelay = TimeSpan.FromSeconds(2),
+            BackoffType = DelayBackoffType.Linear,
+            OnRetry = args =>
+            {
+                logger.LogWarning("CDR write of {Count} records failed (attempt {Attempt}), retrying in {Wait} ms: {Error}",
+                    args.Context.Properties.GetValue(BatchCount, 0), args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message);
+                return default;
+            },
+        })
+        .Build();
+
+    // "cdr-broker-connect": the broker may start after us: 1 s longer each time up to 5 s, until it answers.
+    private readonly ResiliencePipeline _connectRetry = new ResiliencePipelineBuilder { Name = "cdr-broker-connect" }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(exception => exception is not OperationCanceledException),
+            MaxRetryAttempts = int.MaxValue,
+            Delay = TimeSpan.FromSeconds(1),
+            MaxDelay = TimeSpan.FromSeconds(5),
+            BackoffType = DelayBackoffType.Linear,
+            OnRetry = args =>
+            {
+                logger.LogWarning("CDR writer cannot reach the broker (attempt {Attempt}): {Error}", args.AttemptNumber + 1, args.Outcome.Exception?.Message);
+                return default;
+            },
+        })
+        .Build();
 
     private readonly Channel<Delivery> _inbox = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
 
@@ -89,47 +130,52 @@ public sealed class CdrWriter(
         if (rows.Count == 0)
             return;
 
-        for (var attempt = 1; ; attempt++)
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        context.Properties.Set(BatchCount, rows.Count);
+        try
         {
-            try
-            {
-                await schema.Ensure(cancellationToken);
-                await Store(rows.Select(r => r.Row), cancellationToken);
-                break;
-            }
-            catch (PostgresException exception) when (IsBadData(exception) && rows.Count > 1)
-            {
-                // One bad row spoils the batch: store them one by one so only that one is parked.
-                foreach (var one in rows.ToArray())
-                {
-                    try
-                    {
-                        await Store([one.Row], cancellationToken);
-                    }
-                    catch (PostgresException bad) when (IsBadData(bad))
-                    {
-                        await Park(one.Delivery, $"PostgreSQL refused the record: {bad.MessageText}", cancellationToken);
-                        rows.Remove(one);
-                    }
-                }
-                break;
-            }
-            catch (PostgresException exception) when (IsBadData(exception))
-            {
-                await Park(rows[0].Delivery, $"PostgreSQL refused the record: {exception.MessageText}", cancellationToken);
+            if (!await _writeRetry.ExecuteAsync(async attempt => await Store(rows, attempt.CancellationToken), context))
                 return;
-            }
-            catch (Exception exception) when (exception is NpgsqlException or TimeoutException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
-            {
-                // Database away: keep the batch (unacknowledged) and try again; the queue holds the rest.
-                var wait = TimeSpan.FromMilliseconds(Math.Min(250 * attempt, 2000));
-                logger.LogWarning("CDR write of {Count} records failed (attempt {Attempt}), retrying in {Wait} ms: {Error}",
-                    rows.Count, attempt, wait.TotalMilliseconds, exception.Message);
-                await Task.Delay(wait, cancellationToken);
-            }
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
         }
         foreach (var (delivery, _) in rows)
             await Ack(delivery, cancellationToken);
+    }
+
+    /// <summary>One attempt at a batch: false when its one record was refused and parked (nothing left to acknowledge).</summary>
+    private async ValueTask<bool> Store(List<(Delivery Delivery, object Row)> rows, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await schema.Ensure(cancellationToken);
+            await Store(rows.Select(r => r.Row), cancellationToken);
+            return true;
+        }
+        catch (PostgresException exception) when (IsBadData(exception) && rows.Count > 1)
+        {
+            // One bad row spoils the batch: store them one by one so only that one is parked.
+            foreach (var one in rows.ToArray())
+            {
+                try
+                {
+                    await Store([one.Row], cancellationToken);
+                }
+                catch (PostgresException bad) when (IsBadData(bad))
+                {
+                    await Park(one.Delivery, $"PostgreSQL refused the record: {bad.MessageText}", cancellationToken);
+                    rows.Remove(one);
+                }
+            }
+            return true;
+        }
+        catch (PostgresException exception) when (IsBadData(exception))
+        {
+            await Park(rows[0].Delivery, $"PostgreSQL refused the record: {exception.MessageText}", cancellationToken);
+            return false;
+        }
     }
 
     private async Task Store(IEnumerable<object> rows, CancellationToken cancellationToken)
@@ -206,26 +252,6 @@ public sealed class CdrWriter(
 
     private async Task<IConnection> Connect(CancellationToken cancellationToken)
     {
-        var b = broker.Value;
-        var factory = new ConnectionFactory
-        {
-            VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
-            ClientProvidedName = "router cdr writer", AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true,
-            // Back within a second of the broker (or another node of the cluster) taking connections again, not the default 5 s.
-            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
-            RequestedHeartbeat = b.Heartbeat,
-        };
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList(), cancellationToken);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                logger.LogWarning("CDR writer cannot reach the broker (attempt {Attempt}): {Error}", attempt, exception.Message);
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), cancellationToken);
-            }
-        }
+        return await _connectRetry.ExecuteAsync(async token => await broker.Value.Connect("router cdr writer", cancellationToken: token), cancellationToken);
     }
 }

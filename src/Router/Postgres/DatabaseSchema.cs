@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Polly;
+using Polly.Retry;
 
 namespace CallRouter.Router.Postgres;
 
@@ -8,6 +10,24 @@ public sealed class DatabaseSchema(NpgsqlDataSource database, ILogger<DatabaseSc
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _ready;
+
+    // "schema-until-ready": PostgreSQL not up yet: 1 s longer each time up to 5 s, until it answers.
+    private readonly ResiliencePipeline _untilReady = new ResiliencePipelineBuilder { Name = "schema-until-ready" }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is NpgsqlException or TimeoutException
+                && !args.Context.CancellationToken.IsCancellationRequested),
+            MaxRetryAttempts = int.MaxValue,
+            Delay = TimeSpan.FromSeconds(1),
+            MaxDelay = TimeSpan.FromSeconds(5),
+            BackoffType = DelayBackoffType.Linear,
+            OnRetry = args =>
+            {
+                logger.LogWarning("PostgreSQL not ready (attempt {Attempt}): {Error}", args.AttemptNumber + 1, args.Outcome.Exception?.Message);
+                return default;
+            },
+        })
+        .Build();
 
     public async Task Ensure(CancellationToken cancellationToken)
     {
@@ -29,20 +49,6 @@ public sealed class DatabaseSchema(NpgsqlDataSource database, ILogger<DatabaseSc
     }
 
     /// <summary>Keeps trying until the schema is in place (PostgreSQL may start after us).</summary>
-    public async Task EnsureWithRetry(CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await Ensure(cancellationToken);
-                return;
-            }
-            catch (Exception exception) when (exception is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
-            {
-                logger.LogWarning("PostgreSQL not ready (attempt {Attempt}): {Error}", attempt, exception.Message);
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), cancellationToken);
-            }
-        }
-    }
+    public async Task EnsureWithRetry(CancellationToken cancellationToken) =>
+        await _untilReady.ExecuteAsync(async token => await Ensure(token), cancellationToken);
 }

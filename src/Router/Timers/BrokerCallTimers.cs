@@ -131,13 +131,7 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
         {
             if (_connection is { IsOpen: true })
                 return _connection;
-            var b = broker.Value;
-            var factory = new ConnectionFactory
-            {
-                VirtualHost = b.VirtualHost, UserName = b.User, Password = b.Password,
-                ClientProvidedName = "router timer lanes",
-            };
-            return _connection = await factory.CreateConnectionAsync(b.Nodes().Select(n => new AmqpTcpEndpoint(n.Host, n.Port)).ToList());
+            return _connection = await broker.Value.Connect("router timer lanes");
         }
         finally
         {

@@ -128,11 +128,7 @@ public sealed class TestBroker : IAsyncDisposable
     /// <summary>Messages ready in a queue right now, as the broker answers a passive declare (0 if the queue does not exist yet).</summary>
     public async Task<uint> MessageCount(string queue)
     {
-        var factory = new ConnectionFactory
-        {
-            HostName = Options.Host, Port = Options.Port, VirtualHost = Options.VirtualHost, UserName = Options.User, Password = Options.Password,
-        };
-        await using var connection = await factory.CreateConnectionAsync();
+        await using var connection = await Options.Connect("test message count");
         await using var channel = await connection.CreateChannelAsync();
         try
         {

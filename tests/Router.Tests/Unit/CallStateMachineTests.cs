@@ -1,0 +1,245 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using CallRouter.Messages;
+using CallRouter.Router;
+using CallRouter.Router.Observability;
+using CallRouter.Router.Saga;
+using CallRouter.Router.Timers;
+using MassTransit;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit;
+
+namespace CallRouter.Tests.Unit;
+
+/// <summary>
+/// The call saga's transitions on MassTransit's in-memory test harness (no broker, no database): the states reached, the
+/// decisions sent and the timers set. Timers are recorded, and fired by publishing their message; the clock stands still.
+/// Claims arrive without an AMQP reply_to here, so their answers are read from the claims counter.
+/// </summary>
+public sealed class CallStateMachineTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 28, 12, 0, 0, TimeSpan.Zero);
+    private const int TimeoutMs = 1500;
+
+    private readonly RecordingTimers _timers = new();
+    private readonly ClaimCounts _claims = new();
+    private ServiceProvider _provider = null!;
+    private ITestHarness _harness = null!;
+    private ISagaStateMachineTestHarness<CallStateMachine, CallState> _saga = null!;
+
+    public async Task InitializeAsync()
+    {
+        var services = new ServiceCollection()
+            .AddSingleton<TimeProvider>(new StoppedClock(Now))
+            .AddSingleton<ICallTimers>(_timers)
+            .AddSingleton<AdapterClocks>()
+            .AddSingleton<RouterMetrics>();
+        services.AddMetrics();
+        services.AddOptions<RouterOptions>();
+        services.AddMassTransitTestHarness(bus =>
+            bus.AddSagaStateMachine<CallStateMachine, CallState, CallStateDefinition>().InMemoryRepository());
+        // "Exactly one decision" and "no decision" hold once the bus has been idle this long (waits for a match are not cut short).
+        services.AddOptions<TestHarnessOptions>().Configure(o => o.TestInactivityTimeout = TimeSpan.FromMilliseconds(300));
+        _provider = services.BuildServiceProvider(validateScopes: true);
+        _claims.Listen(_provider.GetRequiredService<IMeterFactory>());
+        _harness = _provider.GetRequiredService<ITestHarness>();
+        await _harness.Start();
+        _saga = _harness.GetSagaStateMachineHarness<CallStateMachine, CallState>();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _claims.Dispose();
+        await _harness.Stop();
+        await _provider.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Broadcast_then_claim_is_claimed_and_the_adapter_is_told_to_continue_for_the_winner()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales", "support"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+        var deadline = Assert.Single(_timers.Of<BroadcastDeadline>());
+        Assert.Equal(new BroadcastDeadline(callId), deadline.Message);
+        Assert.Equal(TimeSpan.FromMilliseconds(TimeoutMs), deadline.Lane);
+
+        var target = new DialplanTarget("from-app", "200", 2);
+        await _harness.Bus.Publish(new ClaimCall(callId, "support", target));
+
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+        var decision = await Decision(callId);
+        Assert.Equal(new ContinueCall(callId, "chan-1", CallStatus.Success, "support", DispositionReason.Claimed, target, null, null, Now, Now, 1), decision with { AppArgs = null });
+        Assert.Equal((Now + TimeSpan.FromSeconds(10), new ForgetCall(callId)), Single<ForgetCall>());
+        Assert.Equal(1, _claims.Count("support", "accepted"));
+        var call = _saga.Sagas.Contains(callId)!;
+        Assert.Equal(("support", 1, CallStatus.Success), (call.Winner, call.ClaimCount, call.Status));
+    }
+
+    [Fact]
+    public async Task Deadline_without_a_claim_ends_the_call_TIMEOUT_no_claim()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+
+        await _harness.Bus.Publish(new BroadcastDeadline(callId));
+
+        Assert.NotNull(await _saga.Exists(callId, m => m.Ended));
+        var decision = await Decision(callId);
+        Assert.Equal(new ContinueCall(callId, "chan-1", CallStatus.Timeout, null, DispositionReason.NoClaim, null, null, null, Now, null, 0), decision);
+        Assert.Equal((Now + TimeSpan.FromSeconds(10), new ForgetCall(callId)), Single<ForgetCall>());
+    }
+
+    [Fact]
+    public async Task A_claim_before_the_broadcast_waits_for_it_and_is_then_decided()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+
+        Assert.NotNull(await _saga.Exists(callId, m => m.AwaitingBroadcast));
+        Assert.Equal((Now + TimeSpan.FromSeconds(2), new UnknownCallExpired(callId)), Single<UnknownCallExpired>());
+        var waiting = _saga.Sagas.Contains(callId)!;
+        Assert.Equal(("sales", (string?)null, 0), (Assert.Single(waiting.PendingClaims).Claim.App, waiting.Winner, waiting.ClaimCount));
+
+        await _harness.Bus.Publish(Broadcast(callId, "sales", "support"));
+
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+        var decision = await Decision(callId);
+        Assert.Equal((CallStatus.Success, "sales", DispositionReason.Claimed, 1), (decision.Status, decision.Winner, decision.Reason, decision.Claims));
+        Assert.Empty(_saga.Sagas.Contains(callId)!.PendingClaims);
+        Assert.Equal(1, _claims.Count("sales", "accepted"));
+    }
+
+    [Fact]
+    public async Task A_claim_whose_broadcast_never_comes_is_answered_not_found_and_forgotten()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.AwaitingBroadcast));
+
+        await _harness.Bus.Publish(new UnknownCallExpired(callId));
+
+        Assert.True(await _saga.Consumed.Any<UnknownCallExpired>(m => m.Context.Message.CallId == callId));
+        Assert.Null(await _saga.NotExists(callId));
+        Assert.Equal(1, _claims.Count(RouterMetrics.UnknownApp, RejectReason.NotFound));
+    }
+
+    [Fact]
+    public async Task A_second_claim_is_rejected_already_claimed_and_the_decision_stands()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales", "support"));
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+
+        await _harness.Bus.Publish(new ClaimCall(callId, "support"));
+
+        Assert.True(await _saga.Consumed.Any<ClaimCall>(m => m.Context.Message.App == "support" && m.Context.Message.CallId == callId));
+        Assert.Equal(1, _claims.Count("support", RejectReason.AlreadyClaimed));
+        Assert.Equal(1, _claims.Count("sales", "accepted"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+        var call = _saga.Sagas.Contains(callId)!;
+        Assert.Equal(("sales", 2), (call.Winner, call.ClaimCount));
+        var decision = Assert.Single(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId));
+        Assert.Equal("sales", decision.Context.Message.Winner);
+    }
+
+    [Fact]
+    public async Task A_claim_from_outside_the_audience_leaves_the_call_open()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+
+        await _harness.Bus.Publish(new ClaimCall(callId, "outsider"));
+
+        Assert.True(await _saga.Consumed.Any<ClaimCall>(m => m.Context.Message.CallId == callId));
+        Assert.Equal(1, _claims.Count(RouterMetrics.UnknownApp, RejectReason.InvalidRequest));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+        Assert.Null(_saga.Sagas.Contains(callId)!.Winner);
+    }
+
+    [Fact]
+    public async Task A_caller_hangup_reported_by_the_adapter_ends_an_open_call_without_a_decision()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+
+        await _harness.Bus.Publish(new CallEnded(callId, "chan-1", CallStatus.Abandoned, DispositionReason.CallerHangup, Now));
+
+        Assert.NotNull(await _saga.Exists(callId, m => m.Ended));
+        var call = _saga.Sagas.Contains(callId)!;
+        Assert.Equal((CallStatus.Abandoned, DispositionReason.CallerHangup), (call.Status, call.Reason));
+        Assert.Empty(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId));
+    }
+
+    private static CallBroadcast Broadcast(Guid callId, params string[] audience) =>
+        new(callId, "chan-1", "PJSIP/alice-00000001", "5551234", "Alice", "1000", "from-test", [], "node-1", "asterisk-1",
+            null, false, audience, Now, Now, Now.AddMilliseconds(TimeoutMs), TimeoutMs);
+
+    private async Task<ContinueCall> Decision(Guid callId)
+    {
+        Assert.True(await _harness.Sent.Any<ContinueCall>(m => m.Context.Message.CallId == callId), "no ContinueCall sent");
+        return Assert.Single(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId)).Context.Message;
+    }
+
+    private (DateTimeOffset Due, T Message) Single<T>() where T : class
+    {
+        var timer = Assert.Single(_timers.Of<T>());
+        return (timer.Due, (T)timer.Message);
+    }
+
+    /// <summary>A clock that stands still, so deadlines and decision times are exact.</summary>
+    private sealed class StoppedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    private sealed record Timer(DateTimeOffset Due, TimeSpan Lane, object Message);
+
+    /// <summary>Remembers every timer the saga sets; the test fires one by publishing its message.</summary>
+    private sealed class RecordingTimers : ICallTimers
+    {
+        private readonly ConcurrentQueue<Timer> _set = new();
+
+        public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class
+        {
+            _set.Enqueue(new Timer(due, lane, message));
+            return Task.CompletedTask;
+        }
+
+        public Timer[] Of<T>() => [.. _set.Where(t => t.Message is T)];
+    }
+
+    /// <summary>The router's claims counter (app, outcome) from this test's own meter factory only.</summary>
+    private sealed class ClaimCounts : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private readonly ConcurrentDictionary<(string App, string Outcome), long> _counts = new();
+
+        public void Listen(IMeterFactory factory)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Scope == factory && instrument.Name == "callrouter.router.claims")
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+            {
+                string? app = null, outcome = null;
+                foreach (var tag in tags)
+                    if (tag.Key == "app") app = tag.Value as string;
+                    else if (tag.Key == "outcome") outcome = tag.Value as string;
+                _counts.AddOrUpdate((app!, outcome!), value, (_, sum) => sum + value);
+            });
+            _listener.Start();
+        }
+
+        public long Count(string app, string outcome) => _counts.GetValueOrDefault((app, outcome));
+
+        public void Dispose() => _listener.Dispose();
+    }
+}
