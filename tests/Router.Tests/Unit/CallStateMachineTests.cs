@@ -64,6 +64,7 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         var deadline = Assert.Single(_timers.Of<BroadcastDeadline>());
         Assert.Equal(new BroadcastDeadline(callId), deadline.Message);
         Assert.Equal(TimeSpan.FromMilliseconds(TimeoutMs), deadline.Lane);
+        Assert.False(deadline.Obsolete!());
 
         var target = new DialplanTarget("from-app", "200", 2);
         await _harness.Bus.Publish(new ClaimCall(callId, "support", target));
@@ -75,6 +76,8 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         Assert.Equal(1, _claims.Count("support", "accepted"));
         var call = _saga.Sagas.Contains(callId)!;
         Assert.Equal(("support", 1, CallStatus.Success), (call.Winner, call.ClaimCount, call.Status));
+        // Won: an in-process deadline would only send the decision again, so it is dropped when it falls due.
+        Assert.True(deadline.Obsolete!());
     }
 
     [Fact]
@@ -176,6 +179,22 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         Assert.Empty(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId));
     }
 
+    [Fact]
+    public async Task A_hangup_that_overtakes_its_broadcast_still_gets_the_claim_tally_to_the_adapter_when_forgotten()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(new CallEnded(callId, "chan-1", CallStatus.Abandoned, DispositionReason.CallerHangup, Now));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Ended));
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        Assert.True(await _harness.Consumed.Any<CallBroadcast>(m => m.Context.Message.CallId == callId));
+
+        await _harness.Bus.Publish(Single<ForgetCall>().Message);
+
+        Assert.True(await _harness.Sent.Any<ClaimTally>(m => m.Context.Message.CallId == callId), "no tally sent: the adapter's CDR waits in vain");
+        Assert.Equal(new ClaimTally(callId, "chan-1", 0), Assert.Single(_harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId)).Context.Message);
+        Assert.Empty(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId));
+    }
+
     private static CallBroadcast Broadcast(Guid callId, params string[] audience) =>
         new(callId, "chan-1", "PJSIP/alice-00000001", "5551234", "Alice", "1000", "from-test", [], "node-1", "asterisk-1",
             null, false, audience, Now, Now, Now.AddMilliseconds(TimeoutMs), TimeoutMs);
@@ -198,16 +217,16 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         public override DateTimeOffset GetUtcNow() => now;
     }
 
-    private sealed record Timer(DateTimeOffset Due, TimeSpan Lane, object Message);
+    private sealed record Timer(DateTimeOffset Due, TimeSpan Lane, object Message, Func<bool>? Obsolete);
 
     /// <summary>Remembers every timer the saga sets; the test fires one by publishing its message.</summary>
     private sealed class RecordingTimers : ICallTimers
     {
         private readonly ConcurrentQueue<Timer> _set = new();
 
-        public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message) where T : class
+        public Task Schedule<T>(ConsumeContext context, DateTimeOffset due, TimeSpan lane, T message, Func<bool>? obsolete = null) where T : class
         {
-            _set.Enqueue(new Timer(due, lane, message));
+            _set.Enqueue(new Timer(due, lane, message, obsolete));
             return Task.CompletedTask;
         }
 
