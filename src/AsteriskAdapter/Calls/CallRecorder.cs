@@ -7,7 +7,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Polly;
-using Polly.Retry;
 
 namespace CallRouter.AsteriskAdapter.Calls;
 
@@ -325,22 +324,10 @@ public sealed class CallRecorder : IDisposable
 
     // "call-record-publish": a record the broker did not take is offered again, 1 s longer each time up to 5 s, until the
     // adapter stops (the record must not be lost to a broker hiccup).
-    private ResiliencePipeline PublishRetry() => new ResiliencePipelineBuilder { Name = "call-record-publish" }
-        .AddRetry(new RetryStrategyOptions
-        {
-            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is not null && !_stopping.IsCancellationRequested),
-            MaxRetryAttempts = int.MaxValue,
-            Delay = TimeSpan.FromSeconds(1),
-            MaxDelay = TimeSpan.FromSeconds(5),
-            BackoffType = DelayBackoffType.Linear,
-            OnRetry = args =>
-            {
-                _logger.LogWarning("Call record {CallId} not taken by the broker (attempt {Attempt}), retrying: {Error}",
-                    args.Context.Properties.GetValue(RecordCallId, Guid.Empty), args.AttemptNumber + 1, args.Outcome.Exception?.Message);
-                return default;
-            },
-        })
-        .Build();
+    private ResiliencePipeline PublishRetry() => RetryForever.Pipeline("call-record-publish", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5),
+        _ => true,
+        args => _logger.LogWarning("Call record {CallId} not taken by the broker (attempt {Attempt}), retrying: {Error}",
+            args.Context.Properties.GetValue(RecordCallId, Guid.Empty), args.AttemptNumber + 1, args.Outcome.Exception?.Message));
 
     public void Dispose() => _tallyWaits.Dispose();
 }

@@ -9,7 +9,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Polly;
-using Polly.Retry;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 
@@ -46,40 +45,15 @@ public sealed class CdrWriter(
 
     // "cdr-write": PostgreSQL away (or its schema not in place yet): the batch stays unacknowledged and is tried again,
     // 250 ms longer each time up to 2 s, for as long as it takes; the queue holds the rest. Bad data is no failure here.
-    private readonly ResiliencePipeline _writeRetry = new ResiliencePipelineBuilder { Name = "cdr-write" }
-        .AddRetry(new RetryStrategyOptions
-        {
-            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is NpgsqlException or TimeoutException or InvalidOperationException
-                && !args.Context.CancellationToken.IsCancellationRequested),
-            MaxRetryAttempts = int.MaxValue,
-            Delay = TimeSpan.FromMilliseconds(250),
-            MaxDelay = TimeSpan.FromSeconds(2),
-            BackoffType = DelayBackoffType.Linear,
-            OnRetry = args =>
-            {
-                logger.LogWarning("CDR write of {Count} records failed (attempt {Attempt}), retrying in {Wait} ms: {Error}",
-                    args.Context.Properties.GetValue(BatchCount, 0), args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message);
-                return default;
-            },
-        })
-        .Build();
+    private readonly ResiliencePipeline _writeRetry = RetryForever.Pipeline("cdr-write", TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2),
+        exception => exception is NpgsqlException or TimeoutException or InvalidOperationException,
+        args => logger.LogWarning("CDR write of {Count} records failed (attempt {Attempt}), retrying in {Wait} ms: {Error}",
+            args.Context.Properties.GetValue(BatchCount, 0), args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message));
 
     // "cdr-broker-connect": the broker may start after us: 1 s longer each time up to 5 s, until it answers.
-    private readonly ResiliencePipeline _connectRetry = new ResiliencePipelineBuilder { Name = "cdr-broker-connect" }
-        .AddRetry(new RetryStrategyOptions
-        {
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(exception => exception is not OperationCanceledException),
-            MaxRetryAttempts = int.MaxValue,
-            Delay = TimeSpan.FromSeconds(1),
-            MaxDelay = TimeSpan.FromSeconds(5),
-            BackoffType = DelayBackoffType.Linear,
-            OnRetry = args =>
-            {
-                logger.LogWarning("CDR writer cannot reach the broker (attempt {Attempt}): {Error}", args.AttemptNumber + 1, args.Outcome.Exception?.Message);
-                return default;
-            },
-        })
-        .Build();
+    private readonly ResiliencePipeline _connectRetry = RetryForever.Pipeline("cdr-broker-connect", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5),
+        exception => exception is not OperationCanceledException,
+        args => logger.LogWarning("CDR writer cannot reach the broker (attempt {Attempt}): {Error}", args.AttemptNumber + 1, args.Outcome.Exception?.Message));
 
     private readonly Channel<Delivery> _inbox = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
 

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using CallRouter.Common;
 using Polly;
-using Polly.Retry;
 
 namespace CallRouter.Router.Postgres;
 
@@ -12,22 +12,9 @@ public sealed class DatabaseSchema(NpgsqlDataSource database, ILogger<DatabaseSc
     private bool _ready;
 
     // "schema-until-ready": PostgreSQL not up yet: 1 s longer each time up to 5 s, until it answers.
-    private readonly ResiliencePipeline _untilReady = new ResiliencePipelineBuilder { Name = "schema-until-ready" }
-        .AddRetry(new RetryStrategyOptions
-        {
-            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is NpgsqlException or TimeoutException
-                && !args.Context.CancellationToken.IsCancellationRequested),
-            MaxRetryAttempts = int.MaxValue,
-            Delay = TimeSpan.FromSeconds(1),
-            MaxDelay = TimeSpan.FromSeconds(5),
-            BackoffType = DelayBackoffType.Linear,
-            OnRetry = args =>
-            {
-                logger.LogWarning("PostgreSQL not ready (attempt {Attempt}): {Error}", args.AttemptNumber + 1, args.Outcome.Exception?.Message);
-                return default;
-            },
-        })
-        .Build();
+    private readonly ResiliencePipeline _untilReady = RetryForever.Pipeline("schema-until-ready", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5),
+        exception => exception is NpgsqlException or TimeoutException,
+        args => logger.LogWarning("PostgreSQL not ready (attempt {Attempt}): {Error}", args.AttemptNumber + 1, args.Outcome.Exception?.Message));
 
     public async Task Ensure(CancellationToken cancellationToken)
     {
