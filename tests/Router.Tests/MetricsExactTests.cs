@@ -18,6 +18,9 @@ public abstract class MetricsExactTests : PostgresStackTest
         stack.RouterSettings["Router:UnknownCallGrace"] = "00:00:00.200";
         // Forgotten (and so recorded) only after the won calls' 1 s deadline, when the decision is sent once more.
         stack.RouterSettings["Router:FinishedRetention"] = "00:00:01.500";
+        // The router's TIMEOUT decisions must reach the adapter before it falls back alone (which it would report as a
+        // router-no-answer ending): a generous grace, as a loaded test machine can hold a decision for half a second.
+        stack.AdapterSettings["Adapter:FallbackGrace"] = "00:00:02";
     }
 
     [Fact]
