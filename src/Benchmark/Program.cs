@@ -125,17 +125,6 @@ var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^obser
 Console.WriteLine($"saturation: {inFlight} calls in flight for {saturationSeconds} s");
 var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, TimeSpan.FromSeconds(saturationSeconds), ["timeout=5000", raceFilter]));
 
-// Open loop at twice the saturation rate: goodput, and how fast the calls that cannot be served leave Stasis.
-var overloadRate = (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
-Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s (twice the saturation rate), then {rate} calls/s for 3 s");
-var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
-var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
-// Past capacity some calls may never leave: the run reports them rather than stopping here.
-await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
-var stranded = overloadRun.Concat(afterOverload).Count(c => !c.Handover.IsCompleted);
-overloadRun = [.. overloadRun.Where(c => c.Handover.IsCompleted)];
-afterOverload = [.. afterOverload.Where(c => c.Handover.IsCompleted)];
-
 ControlledRun.Result? controlled = null;
 if (controlledRate > 0)
 {
@@ -152,6 +141,18 @@ await Task.Delay(TimeSpan.FromSeconds(5));
 var routerRssOpen = router.RssMb();
 foreach (var channel in open)
     await ari.HangupAsync(channel.Id);
+
+// Open loop at twice the saturation rate: goodput, and how fast the calls that cannot be served leave Stasis. Last, so
+// the memory it leaves behind does not count in the RSS figures above.
+var overloadRate = (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
+Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s (twice the saturation rate), then {rate} calls/s for 3 s");
+var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
+var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
+// Past capacity some calls may never leave: the run reports them rather than stopping here.
+await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
+var stranded = overloadRun.Concat(afterOverload).Count(c => !c.Handover.IsCompleted);
+overloadRun = [.. overloadRun.Where(c => c.Handover.IsCompleted)];
+afterOverload = [.. afterOverload.Where(c => c.Handover.IsCompleted)];
 
 var replies = racers.SelectMany(a => a.Replies).ToList();
 var doubleWins = replies.Where(r => r.Accepted).GroupBy(r => r.CallId).Count(g => g.Count() > 1);
