@@ -28,9 +28,9 @@ public sealed class ParkFilter(string queue, Dictionary<string, object?> queueAr
         if (!declared.Done)
         {
             // The same declarations as MassTransit's error transport (and infra/broker-definitions.sh).
-            await channel.ExchangeDeclare(queue, ExchangeType.Fanout, true, false, new Dictionary<string, object?>());
-            await channel.QueueDeclare(queue, true, false, false, queueArguments);
-            await channel.QueueBind(queue, queue, "", new Dictionary<string, object?>());
+            await channel.ExchangeDeclare(queue, ExchangeType.Fanout, true, false, new Dictionary<string, object?>(), context.CancellationToken);
+            await channel.QueueDeclare(queue, true, false, false, queueArguments, context.CancellationToken);
+            await channel.QueueBind(queue, queue, "", new Dictionary<string, object?>(), context.CancellationToken);
             declared.Done = true;
         }
 
@@ -50,7 +50,7 @@ public sealed class ParkFilter(string queue, Dictionary<string, object?> queueAr
             headers.Set(MessageHeaders.Reason, "skip");
         foreach (var (key, value) in headers.GetAll())
             properties.Headers[key] = value is string or int or long or bool or byte[] or null ? value : value.ToString();
-        await channel.BasicPublishAsync(queue, delivery.RoutingKey, true, properties, context.GetBody(), true);
+        await channel.BasicPublishAsync(queue, delivery.RoutingKey, true, properties, context.GetBody(), true, context.CancellationToken);
         await next();
     }
 
