@@ -46,7 +46,6 @@ public sealed class AriClient : IDisposable
     private readonly Lane _background;
     private readonly ResiliencePipeline _idempotent;
     private readonly ResiliencePipeline _sendTimeout;
-    private readonly TimeSpan _requestTimeout;
     private long _failedAttempts;
     private long _shed;
 
@@ -92,7 +91,6 @@ public sealed class AriClient : IDisposable
     public AriClient(IOptions<AdapterOptions> options, ILogger<AriClient> logger)
     {
         var o = options.Value;
-        _requestTimeout = o.AriRequestTimeout;
         _call = Lane.Create(o, o.MaxAriConnections, int.MaxValue);
         _background = Lane.Create(o, o.AriBackgroundConcurrency, o.AriBackgroundQueue);
         // "ari-request-timeout": one request, from when it got a connection to its answer.
@@ -169,13 +167,14 @@ public sealed class AriClient : IDisposable
     public async Task<bool> ChannelExists(string channelId, CancellationToken cancellationToken)
     {
         using var lease = await Acquire(_background, "GET channel", cancellationToken);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_requestTimeout);
-        using var response = await _background.Http.GetAsync($"channels/{Uri.EscapeDataString(channelId)}", timeout.Token);
-        if (response.StatusCode == HttpStatusCode.NotFound)
-            return false;
-        response.EnsureSuccessStatusCode();
-        return true;
+        return await _sendTimeout.ExecuteAsync(static async (state, token) =>
+        {
+            using var response = await state.Http.GetAsync($"channels/{Uri.EscapeDataString(state.ChannelId)}", token);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+                return false;
+            response.EnsureSuccessStatusCode();
+            return true;
+        }, (_background.Http, ChannelId: channelId), cancellationToken);
     }
 
     /// <summary>A channel variable's value; null when the channel or the variable does not exist.</summary>
