@@ -50,6 +50,9 @@ public sealed class AriLaneTests : RoutingTest
             () => $"{Stack.Ari.SubscribedChannels(RoutingStack.StasisApp).Count} of {Calls} channels subscribed");
         Assert.Equal(channels.Select(c => c.Id).Order(), Stack.Ari.SubscribedChannels(RoutingStack.StasisApp).Order());
 
+        // A call is counted once the continue's answer is back at the adapter, which can be after the channel moved on.
+        await Eventually.True(async () => (await Scrape.Of(Stack.Adapter!)).Sum("callrouter_adapter_endings_total") == Calls, TimeSpan.FromSeconds(30),
+            "not every call was counted as it left");
         var scrape = await Scrape.Of(Stack.Adapter!);
         Assert.Contains("callrouter_adapter_ari_request_failures_total", scrape.Samples.Keys);
         Assert.Contains("callrouter_adapter_ari_background_shed_total", scrape.Samples.Keys);
