@@ -1,8 +1,6 @@
 using CallRouter.Router;
 using Microsoft.Extensions.Hosting;
 
-// Some library paths block pool threads briefly; a floor of threads keeps deadlines from waiting on thread injection.
-ThreadPool.SetMinThreads(64, 64);
 var builder = Host.CreateApplicationBuilder(args);
 builder.AddRouter();
 await builder.Build().RunAsync();
