@@ -37,7 +37,7 @@ public sealed class CallControl(AriClient ari, CallHandover handover, AriControl
     /// <summary>The router decided SUCCESS with control: the channel stays in the app and the winner is told.</summary>
     public async Task Take(OpenCall call, ContinueCall command)
     {
-        var session = new ControlSession(call.CallId, command.Winner!, call.ChannelId, call.Options.Args);
+        var session = new ControlSession(call.CallId, command.Winner!, call.ChannelId, call.Options.Args, command.AllEvents);
         sessions.Add(session);
         recorder.Deciding(call.ChannelId, new Decision(CallStatus.Success, DispositionReason.Controlled, command.Winner, call.Options.Args, ClaimedAt: command.ClaimedAt));
 
@@ -61,6 +61,7 @@ public sealed class CallControl(AriClient ari, CallHandover handover, AriControl
 
         await broker.PublishEvent(session.Winner, Topology.Types.CallControlStarted, call.CallId,
             new CallControlStarted(call.CallId, session.Winner, call.ChannelId, _options.Node, broker.Route, clock.GetUtcNow()));
+        session.Started = true;
         if (ariError is not null)
         {
             // The app was told it won: it hears the call start and end, and the caller goes back FAILED / ari-error.
@@ -130,11 +131,11 @@ public sealed class CallControl(AriClient ari, CallHandover handover, AriControl
         await session.Gate.WaitAsync();
         try
         {
-            if (!session.IsEnded && Forwarded.Contains(e.Type))
+            if (!session.IsEnded && (Forwarded.Contains(e.Type) || (session.AllEvents && session.Started)))
             {
                 var message = new CallControlEvent(session.CallId, e.Type, e.Timestamp, channelId,
                     e.Type == "Dial" ? parts?.PeerState : parts?.ChannelState, parts?.BridgeId, parts?.PlaybackId, parts?.PlaybackState,
-                    parts?.DialStatus, parts?.Digit, e.Cause, e.CauseText);
+                    parts?.DialStatus, parts?.Digit, e.Cause, e.CauseText, parts?.Variable, parts?.Value);
                 await broker.PublishEvent(session.Winner, e.Type, session.CallId, message);
             }
         }

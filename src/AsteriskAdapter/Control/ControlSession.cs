@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 namespace CallRouter.AsteriskAdapter.Control;
 
 /// <summary>One controlled call: the caller's channel, and the channels, bridges and playbacks the winning app made for it.</summary>
-public sealed class ControlSession(Guid callId, string winner, string callerChannelId, IReadOnlyList<string> args)
+public sealed class ControlSession(Guid callId, string winner, string callerChannelId, IReadOnlyList<string> args, bool allEvents = false)
 {
     private int _ended;
 
@@ -16,6 +16,9 @@ public sealed class ControlSession(Guid callId, string winner, string callerChan
 
     public IReadOnlyList<string> Args { get; } = args;
 
+    /// <summary>The winner asked for every ARI event of the call (claim's allEvents), noise included.</summary>
+    public bool AllEvents { get; } = allEvents;
+
     /// <summary>Channels the app created (channels/create), still up as far as the adapter knows.</summary>
     public ConcurrentDictionary<string, byte> Channels { get; } = new(StringComparer.Ordinal);
 
@@ -24,6 +27,9 @@ public sealed class ControlSession(Guid callId, string winner, string callerChan
     public ConcurrentDictionary<string, byte> Playbacks { get; } = new(StringComparer.Ordinal);
 
     public bool IsEnded => Volatile.Read(ref _ended) == 1;
+
+    /// <summary>CallControlStarted has gone out: from then on noise is forwarded too (AllEvents), never before it.</summary>
+    public volatile bool Started;
 
     /// <summary>Orders forwarding an event against ending the session, so CallControlEnded is the app's last event of the call.</summary>
     public SemaphoreSlim Gate { get; } = new(1, 1);

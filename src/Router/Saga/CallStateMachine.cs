@@ -272,5 +272,6 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
 
     private ContinueCall Decision(CallState call, ClaimCall? claim = null) =>
         new(call.CorrelationId, call.ChannelId!, call.Status!, call.Winner, call.Reason,
-            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow(), call.ClaimedAt, call.ClaimCount, claim?.Control ?? false);
+            claim?.Target, claim?.MoveToApp, claim?.AppArgs, _clock.GetUtcNow(), call.ClaimedAt, call.ClaimCount, claim?.Control ?? false,
+            claim?.AllEvents ?? false);
 }

@@ -55,25 +55,27 @@ public static class ClaimParser
                 error = "give either target or moveToApp, not both";
             if (error is null && moveToApp is not null && (moveToApp.Length == 0 || moveToApp.Contains(',')))
                 error = $"moveToApp '{moveToApp}' is not a valid ARI application name";
-            var control = false;
-            error ??= ReadControl(root, out control);
+            bool control = false, allEvents = false;
+            error ??= ReadFlag(root, "control", out control) ?? ReadFlag(root, "allEvents", out allEvents);
             if (error is null && control && (target is not null || moveToApp is not null))
                 error = "control keeps the call in the router's app: give no target or moveToApp with it";
+            if (error is null && allEvents && !control)
+                error = "allEvents chooses the events of a controlled call: give it with control true";
             if (error is not null)
                 return new Result(null, callId, app, error);
 
-            return new Result(new ClaimCall(parsedCallId, app!, target, moveToApp, appArgs, control), callId, app, null);
+            return new Result(new ClaimCall(parsedCallId, app!, target, moveToApp, appArgs, control, allEvents), callId, app, null);
         }
     }
 
-    private static string? ReadControl(JsonElement root, out bool control)
+    private static string? ReadFlag(JsonElement root, string name, out bool flag)
     {
-        control = false;
-        if (!root.TryGetProperty("control", out var element) || element.ValueKind == JsonValueKind.Null)
+        flag = false;
+        if (!root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
             return null;
         if (element.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
-            return $"control must be true or false, not {element.ValueKind}";
-        control = element.GetBoolean();
+            return $"{name} must be true or false, not {element.ValueKind}";
+        flag = element.GetBoolean();
         return null;
     }
 

@@ -111,9 +111,25 @@ public sealed class BridgeDialTests : RoutingTest
         Assert.Equal(["StasisStart", "ChannelEnteredBridge", "Dial", "ChannelStateChange", "Dial", "ChannelLeftBridge", "ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"], ofB);
     }
 
-    private async Task<ControlApp> StartApp(string name)
+    [Fact]
+    public async Task An_app_that_asks_for_all_events_also_hears_the_noise_with_its_variables()
     {
-        var app = new ControlApp(Stack.Broker.Options, name);
+        await using var app = await StartApp("listener", allEvents: true);
+        var caller = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        var call = (await app.WaitBroadcast()).CallId;
+        var route = (await app.WaitStarted(call)).Route;
+
+        Assert.True((await app.Command(route, new ControlCall(call, ControlCommands.SetVariable, Variable: "FOO", Value: "bar"))).Ok);
+        var set = await app.WaitFor(call, "ChannelVarset", e => e.Event.Variable == "FOO");
+        Assert.Equal((caller.Id, "bar"), (set.Event.ChannelId, set.Event.Value));
+        Assert.True((await app.Command(route, new ControlCall(call, ControlCommands.Continue))).Ok);
+        await app.WaitEnded(call);
+        Assert.Equal(Topology.Types.CallControlStarted, app.EventsOf(call)[0].Type);
+    }
+
+    private async Task<ControlApp> StartApp(string name, bool allEvents = false)
+    {
+        var app = new ControlApp(Stack.Broker.Options, name) { AllEvents = allEvents };
         await app.Start();
         await Stack.WaitUntilLive(name);
         return app;

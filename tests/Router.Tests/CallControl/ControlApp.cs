@@ -37,6 +37,9 @@ public sealed class ControlApp(BrokerOptions broker, string name) : IAsyncDispos
 
     public bool AutoClaim { get; init; } = true;
 
+    /// <summary>Claims with "allEvents": true (the noise too).</summary>
+    public bool AllEvents { get; init; }
+
     public ConcurrentQueue<CallBroadcast> Broadcasts { get; } = new();
 
     public IReadOnlyList<ReceivedEvent> Events => [.. _events];
@@ -86,7 +89,7 @@ public sealed class ControlApp(BrokerOptions broker, string name) : IAsyncDispos
         var correlationId = Guid.NewGuid().ToString("N");
         var answer = new TaskCompletionSource<ClaimReply>(TaskCreationOptions.RunContinuationsAsynchronously);
         _claims[correlationId] = answer;
-        await Publish(Topology.ClaimExchange, "", Wire.Serialize(new ClaimCall(callId, Name, Control: true)), correlationId);
+        await Publish(Topology.ClaimExchange, "", Wire.Serialize(new ClaimCall(callId, Name, Control: true, AllEvents: AllEvents)), correlationId);
         return await answer.Task.WaitAsync(TimeSpan.FromSeconds(15));
     }
 

@@ -54,6 +54,8 @@ public sealed class ClaimParserTests
         Assert.Empty(ParseWith(""","moveToApp":"other-app","appArgs":[]""").Claim!.AppArgs!);
         Assert.True(ParseWith(""","control":true""").Claim!.Control);
         Assert.False(ParseWith(""","control":false""").Claim!.Control);
+        Assert.Equal((true, true), (ParseWith(""","control":true,"allEvents":true""").Claim!.Control, ParseWith(""","control":true,"allEvents":true""").Claim!.AllEvents));
+        Assert.False(ParseWith(""","control":true""").Claim!.AllEvents);
     }
 
     [Fact]
@@ -149,6 +151,8 @@ public sealed class ClaimParserTests
     [InlineData(",\"control\":1", "control must be true or false, not Number")]
     [InlineData(",\"control\":true,\"moveToApp\":\"other\"", "control keeps the call in the router's app: give no target or moveToApp with it")]
     [InlineData(",\"control\":true,\"target\":{\"context\":\"c\",\"extension\":\"200\"}", "control keeps the call in the router's app: give no target or moveToApp with it")]
+    [InlineData(",\"allEvents\":true", "allEvents chooses the events of a controlled call: give it with control true")]
+    [InlineData(",\"control\":true,\"allEvents\":\"yes\"", "allEvents must be true or false, not String")]
     public void Errors_after_the_app_carry_the_call_id_and_app(string rest, string error)
     {
         Assert.Equal(new ClaimParser.Result(null, CallId, "sales", error), ParseWith(rest));
