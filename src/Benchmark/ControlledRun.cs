@@ -33,6 +33,7 @@ internal sealed class ControlledRun(BrokerOptions broker, Sim.AriSimulator ari) 
     private readonly ConcurrentDictionary<string, TaskCompletionSource<JsonNode>> _waiting = new();
     private readonly ConcurrentDictionary<string, Flow> _flows = new();
     private readonly ConcurrentBag<double> _roundTrips = [];
+    private readonly ConcurrentDictionary<string, ConcurrentBag<double>> _byCommand = new();
     private readonly SemaphoreSlim _publishLock = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private int _failures;
@@ -59,6 +60,11 @@ internal sealed class ControlledRun(BrokerOptions broker, Sim.AriSimulator ari) 
         var completed = callers.Count(c => c.ContinuedTo is not null);
         var left = ari.LiveChannels.Count;
         var bridges = ari.Bridges.Count;
+        foreach (var (command, trips) in _byCommand.OrderBy(c => c.Key))
+        {
+            var sorted = trips.Order().ToList();
+            Console.WriteLine($"  {command}: p50 {sorted[sorted.Count / 2]:F2} ms, p99 {sorted[(int)(sorted.Count * 0.99)]:F2} ms, max {sorted[^1]:F2} ms");
+        }
         return new Result(count, completed, completed / elapsed, [.. _roundTrips.Order()], left, bridges, _failures);
     }
 
@@ -116,7 +122,9 @@ internal sealed class ControlledRun(BrokerOptions broker, Sim.AriSimulator ari) 
         var sent = Stopwatch.GetTimestamp();
         await Publish(Topology.ControlExchange, flow.Route, fields, correlationId);
         var answer = await reply.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        _roundTrips.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+        var roundTrip = Stopwatch.GetElapsedTime(sent).TotalMilliseconds;
+        _roundTrips.Add(roundTrip);
+        _byCommand.GetOrAdd((string)fields["command"]!, _ => []).Add(roundTrip);
         if (!(bool)answer["ok"]!)
             throw new InvalidOperationException($"{fields["command"]}: {answer["reason"]} {answer["detail"]}");
         return answer;
