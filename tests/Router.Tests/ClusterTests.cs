@@ -14,7 +14,8 @@ namespace CallRouter.Tests;
 
 /// <summary>
 /// Issue 13: router, adapter and CDR writer on a three-node cluster with quorum queues. The node leading the router's
-/// queue is lost (killed) at a steady 50 calls/s with three racing apps: nothing is lost.
+/// queue is lost (killed, or cut off by a partition) at a steady 50 calls/s with three racing apps: nothing is lost,
+/// and routing resumes within 15 s.
 /// </summary>
 public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output) : PostgresStackTest, IClassFixture<RabbitCluster>
 {
@@ -25,12 +26,19 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
         stack.BrokerFactory = async () => TestBroker.Of(cluster.Options(await cluster.CreateVhost()));
     }
 
+    /// <summary>How long decisions may stop after the fault (measured: a few seconds, see README "A RabbitMQ cluster").</summary>
+    private static readonly TimeSpan ResumeWithin = TimeSpan.FromSeconds(15);
+
     // The same run with no fault: quorum queues on three nodes, every claim answered, one winner and one CDR per call.
-    // Killing the leader's node (cluster.Kill) is the test issue 13 wants; it passed in some runs, but in others routing
-    // did not resume within 90 s (cause not found yet), so it is not in the suite until that is fixed.
     [Fact]
     public async Task A_three_node_cluster_with_quorum_queues_routes_every_call_with_one_winner_claim_answers_and_record() =>
         await LoseTheRouterQueueLeader("left alone", _ => Task.CompletedTask);
+
+    // Router and adapter were connected to the node killed. Before the fix, sends in flight on the lost connection
+    // waited forever for their confirms: claims went unanswered, and the receive endpoint waited for them to restart.
+    [Fact]
+    public async Task Killing_the_node_that_leads_the_router_queue_loses_no_decision_claim_or_record() =>
+        await LoseTheRouterQueueLeader("killed", cluster.Kill);
 
     private async Task LoseTheRouterQueueLeader(string what, Func<int, Task> fault)
     {
@@ -68,7 +76,7 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
                 var streak = decided.Reverse().TakeWhile(c => IsWon(c.Channel)).ToArray();
                 resumedAt = streak.Length > 0 ? streak[^1].OfferedAt : 0;
                 return streak.Length >= 100;
-            }, TimeSpan.FromSeconds(90), $"routing never resumed after rabbit{leader} was {what}");
+            }, TimeSpan.FromSeconds(60), $"routing never resumed after rabbit{leader} was {what}");
             await stopTraffic.CancelAsync();
             await traffic.ContinueWith(_ => { }, TaskScheduler.Default);
 
@@ -108,7 +116,7 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
             Assert.All(all.Where(c => c.OfferedAt >= resumedAt), c => Assert.Equal(CallStatus.Success, c.Channel.Variables[CallHandover.StatusVariable]));
             Assert.All(all.Where(c => c.Channel.Variables[CallHandover.StatusVariable] != CallStatus.Success),
                 c => Assert.Contains(c.Channel.Variables[CallHandover.StatusVariable], new[] { CallStatus.Timeout, CallStatus.Failed }));
-            Assert.InRange(stalled, TimeSpan.Zero, TimeSpan.FromSeconds(20));
+            Assert.InRange(stalled, TimeSpan.Zero, ResumeWithin);
             Assert.Equal(0, Stack.Adapter!.Services.GetRequiredService<AriEventStream>().Reconnects);
         }
         finally
