@@ -96,9 +96,10 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     public Task Heartbeat(string? status = null) =>
         Publish(Topology.HeartbeatExchange, Wire.Serialize(new AppHeartbeat(Name, Environment.ProcessId.ToString(), status)), null, Topology.Types.AppHeartbeat);
 
-    /// <summary>Claims a call and waits for the router's answer.</summary>
-    public Task<ClaimReply> Claim(Guid callId, DialplanTarget? target = null, string? moveToApp = null, IReadOnlyList<string>? appArgs = null) =>
-        ClaimRaw(Wire.Serialize(new ClaimCall(callId, Name, target ?? Target, moveToApp, appArgs)));
+    /// <summary>Claims a call and waits for the router's answer (10 s unless <paramref name="timeout"/> says otherwise).</summary>
+    public Task<ClaimReply> Claim(Guid callId, DialplanTarget? target = null, string? moveToApp = null, IReadOnlyList<string>? appArgs = null,
+        TimeSpan? timeout = null) =>
+        ClaimRaw(Wire.Serialize(new ClaimCall(callId, Name, target ?? Target, moveToApp, appArgs)), timeout);
 
     /// <summary>Publishes any bytes as a claim and waits for the answer (for malformed-input and forgery tests, which may change the properties).</summary>
     public async Task<ClaimReply> ClaimRaw(byte[] body, TimeSpan? timeout = null, Action<BasicProperties>? properties = null)

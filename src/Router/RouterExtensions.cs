@@ -97,7 +97,9 @@ public static class RouterExtensions
                 {
                     h.Username(broker.User);
                     h.Password(broker.Password);
-                    h.PublisherConfirmation = router.PublisherConfirms;
+                    // A cluster always confirms: a reply or decision still in flight when its node is lost must fail the
+                    // consume, so the message is not acked and is handled again on another node (else the claim goes unanswered).
+                    h.PublisherConfirmation = router.PublisherConfirms || broker.UsesQuorumQueues;
                     h.Heartbeat(broker.Heartbeat);
                     // A cluster: MassTransit connects to one of the nodes and cycles through them when it loses it.
                     if (broker.Nodes() is { Count: > 1 } nodes)

@@ -33,6 +33,7 @@ public sealed class RouterOptions
     /// <summary>
     /// Wait for the broker to confirm each send. Off by default: the router's messages are transient (they live for
     /// seconds), so a broker crash loses them confirmed or not, and the adapter's own deadline fallback ends those calls.
+    /// Always on with quorum queues (a cluster): there a lost node must not take an unconfirmed claim answer with it.
     /// </summary>
     public bool PublisherConfirms { get; set; }
 

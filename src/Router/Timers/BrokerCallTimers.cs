@@ -54,7 +54,7 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
             Outbound.Stamp(send, typeof(T).Name, Buckets[bucket].ToString(), null);
             send.Headers.Set(DueHeader, due.ToUnixTimeMilliseconds());
             send.TimeToLive = TimeSpan.FromMilliseconds(Buckets[bucket]);
-        });
+        }, Outbound.SendDeadline());
     }
 
     /// <summary>

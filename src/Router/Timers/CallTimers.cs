@@ -55,7 +55,7 @@ public sealed class InProcessCallTimers : BackgroundService, ICallTimers
     {
         _pending.Add(due, new Timer(typeof(T).Name, endpoint => obsolete?.Invoke() == true
             ? Task.CompletedTask
-            : endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null))));
+            : endpoint.Send(message, s => Outbound.Stamp(s, typeof(T).Name, "", null), Outbound.SendDeadline())));
         return Task.CompletedTask;
     }
 

@@ -13,6 +13,16 @@ public static class Outbound
     private static readonly Uri CommandExchange = new($"exchange:{Topology.CommandExchange}?type=direct");
     private static readonly Uri BroadcastExchange = new($"exchange:{Topology.BroadcastExchange}?type=topic");
 
+    /// <summary>
+    /// How long any send may take. A send on a connection whose node has just been lost (a cluster node killed or cut
+    /// off) can wait forever for a confirm that never comes, and with it the consume and the restart of the receive
+    /// endpoint; bounded, the consume fails, the message goes back to the queue and is handled again on another node.
+    /// </summary>
+    public static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>A token that ends a send after <see cref="SendTimeout"/> (the outbox hands it on to the real send).</summary>
+    public static CancellationToken SendDeadline() => new CancellationTokenSource(SendTimeout).Token;
+
     public static ReplyRoute ReplyRouteOf(ConsumeContext context) =>
         context.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp)
             ? new ReplyRoute(amqp.Properties.ReplyTo, amqp.Properties.CorrelationId)
@@ -34,7 +44,7 @@ public static class Outbound
         {
             Stamp(send, Topology.Types.ClaimReply, route.ReplyTo, route.CorrelationId);
             metrics.ClaimAnswered(reply, offered);
-        });
+        }, SendDeadline());
     }
 
     /// <summary>
@@ -48,13 +58,13 @@ public static class Outbound
         {
             Stamp(send, Topology.Types.ContinueCall, node, command.CallId.ToString());
             countWith?.Decided(command, audience);
-        });
+        }, SendDeadline());
     }
 
     public static async Task Tally(ConsumeContext context, string node, ClaimTally tally)
     {
         var endpoint = await context.GetSendEndpoint(CommandExchange);
-        await endpoint.Send(tally, send => Stamp(send, Topology.Types.ClaimTally, node, tally.CallId.ToString()));
+        await endpoint.Send(tally, send => Stamp(send, Topology.Types.ClaimTally, node, tally.CallId.ToString()), SendDeadline());
     }
 
     /// <param name="expires">The call's deadline: like its broadcast, the notice expires then (per-message TTL).</param>
@@ -68,14 +78,14 @@ public static class Outbound
                 Stamp(send, Topology.Types.CallClaimed, app, claimed.CallId.ToString());
                 if (ttl is { } t)
                     send.TimeToLive = t;
-            });
+            }, SendDeadline());
     }
 
     /// <summary>Tells a call's winner that the call it was told `accepted` for failed (on its queue, like the adapter's CallFailed).</summary>
     public static async Task WinnerFailed(ConsumeContext context, CallFailed failed)
     {
         var endpoint = await context.GetSendEndpoint(BroadcastExchange);
-        await endpoint.Send(failed, send => Stamp(send, Topology.Types.CallFailed, failed.Winner, failed.CallId.ToString()));
+        await endpoint.Send(failed, send => Stamp(send, Topology.Types.CallFailed, failed.Winner, failed.CallId.ToString()), SendDeadline());
     }
 
     /// <summary>Call messages live for seconds: transient, typed by the AMQP type property, correlated by the caller's id.</summary>

@@ -4,12 +4,13 @@ using CallRouter.Router.Saga;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using RabbitMQ.Client.Exceptions;
 
 namespace CallRouter.Router.Transport;
 
 /// <summary>
 /// The last word on a claim whose handling failed for good (the database or the broker still failing after the
-/// retries): the app is answered "unavailable", so it can claim again, instead of waiting for an answer that never
+/// retries; not a lost broker connection, after which the message is handled again): the app is answered "unavailable", so it can claim again, instead of waiting for an answer that never
 /// comes; the claim is then parked in router_error as before. It runs in the error pipe, once per failed delivery
 /// (after every retry), and nothing else was sent for the claim: the in-memory outbox drops what failed attempts
 /// would have sent. So every claim gets exactly one answer. Claims refused as invalid or forbidden were answered
@@ -21,6 +22,15 @@ public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetr
 
     public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
+        if (ConnectionLost(context.Exception))
+        {
+            // The bus lost its node (a cluster node killed or cut off): neither answer nor park. The message goes back
+            // to the queue (with the connection gone the broker returns it by itself) and is handled again on the node
+            // the bus moves to, where the saga answers it as it decided; "unavailable" now could contradict that.
+            logger.LogWarning("A message was not handled: the connection to RabbitMQ was lost ({Error}); it will be handled again",
+                context.Exception.Message);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(context.Exception);
+        }
         if (context.Exception is not InvalidMessageException
             && context.TryGetPayload<RabbitMqBasicConsumeContext>(out var delivery)
             && (delivery.Exchange == Topology.ClaimExchange || !context.TransportHeaders.TryGetHeader(Topology.MessageTypeHeader, out _))
@@ -43,6 +53,15 @@ public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetr
             }
         }
         await next.Send(context);
+    }
+
+    /// <summary>The failure is the broker connection going away under a send (closed channel, or a send past its deadline).</summary>
+    private static bool ConnectionLost(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is AlreadyClosedException or OperationInterruptedException or RabbitMqConnectionException or OperationCanceledException)
+                return true;
+        return false;
     }
 
     public void Probe(ProbeContext context) => context.CreateFilterScope("unavailable-reply");
