@@ -20,8 +20,26 @@ public static class Outbound
     /// </summary>
     public static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>A token that ends a send after <see cref="SendTimeout"/> (the outbox hands it on to the real send).</summary>
-    public static CancellationToken SendDeadline() => new CancellationTokenSource(SendTimeout).Token;
+    /// <summary>
+    /// A token that ends a send between <see cref="SendTimeout"/> less one second and <see cref="SendTimeout"/> (the outbox
+    /// hands it on to the real send). Sends of the same second share one token, so the hot path does not arm a timer per send.
+    /// </summary>
+    public static CancellationToken SendDeadline()
+    {
+        var second = Environment.TickCount64 / 1000;
+        var current = Volatile.Read(ref _deadline);
+        if (current.Second != second)
+        {
+            var fresh = new SharedDeadline(second, new CancellationTokenSource(SendTimeout));
+            var seen = Interlocked.CompareExchange(ref _deadline, fresh, current);
+            current = ReferenceEquals(seen, current) ? fresh : seen;
+        }
+        return current.Source.Token;
+    }
+
+    private sealed record SharedDeadline(long Second, CancellationTokenSource Source);
+
+    private static SharedDeadline _deadline = new(-1, new CancellationTokenSource());
 
     public static ReplyRoute ReplyRouteOf(ConsumeContext context) =>
         context.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp)
