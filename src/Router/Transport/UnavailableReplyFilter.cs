@@ -10,11 +10,11 @@ namespace CallRouter.Router.Transport;
 
 /// <summary>
 /// The last word on a claim whose handling failed for good (the database or the broker still failing after the
-/// retries; not a lost broker connection, after which the message is handled again): the app is answered "unavailable", so it can claim again, instead of waiting for an answer that never
-/// comes; the claim is then parked in router_error as before. It runs in the error pipe, once per failed delivery
-/// (after every retry), and nothing else was sent for the claim: the in-memory outbox drops what failed attempts
-/// would have sent. So every claim gets exactly one answer. Claims refused as invalid or forbidden were answered
-/// already (<see cref="InvalidClaimConsumer"/>).
+/// retries; not a lost broker connection, after which the message is handled again): the app is answered
+/// "unavailable", so it can claim again, instead of waiting for an answer that never comes; the claim is then parked
+/// in router_error as before. It runs in the error pipe, once per failed delivery (after every retry), and nothing
+/// else was sent for the claim: the in-memory outbox drops what failed attempts would have sent. So every claim gets
+/// exactly one answer. Claims refused as invalid or forbidden were answered already (<see cref="InvalidClaimConsumer"/>).
 /// </summary>
 public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetrics metrics, ILogger logger) : IFilter<ExceptionReceiveContext>
 {
