@@ -95,7 +95,7 @@ public sealed class AdapterOptions
     /// call waits below its timeout, where an unbounded queue makes every call late. Size it as peak calls/s × time to a
     /// decision, plus the calls nobody claims (they wait their whole timeout). 0 turns it off.
     /// </summary>
-    public int MaxOpenCalls { get; set; } = 500;
+    public int MaxOpenCalls { get; set; } = 200;
 
     /// <summary>How often the router's backlog is read (a passive queue declare).</summary>
     public TimeSpan BacklogCheckInterval { get; set; } = TimeSpan.FromMilliseconds(50);
