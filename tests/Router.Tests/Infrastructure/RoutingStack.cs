@@ -74,8 +74,9 @@ public sealed class RoutingStack : IAsyncLifetime
         // The stack's apps heartbeat every second: a second after it starts, an adapter knows every live app.
         ["Adapter:AppWarmup"] = "00:00:01",
         // Admission control off: floods of bad input (FuzzTests) and 10,000-call races on a loaded machine would
-        // rightly shed calls these tests expect to be routed. AdmissionTests turns it on.
+        // rightly shed calls these tests expect to be routed. AdmissionTests and OpenCallsCapTests turn it on.
         ["Adapter:ShedAboveRouterBacklog"] = "0",
+        ["Adapter:MaxOpenCalls"] = "0",
     };
 
     public async Task InitializeAsync()
