@@ -125,8 +125,28 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     {
         var properties = Properties(message.Type, message.CallId, message.Expires is { } expires
             ? Math.Max(1, (long)(expires - DateTimeOffset.UtcNow).TotalMilliseconds) : null);
-        await (_records ?? throw new InvalidOperationException("not connected to RabbitMQ yet"))
-            .BasicPublishAsync(message.Exchange, message.RoutingKey, false, properties, message.Body);
+        var records = _records ?? throw new InvalidOperationException("not connected to RabbitMQ yet");
+        await Confirmed(token => records.BasicPublishAsync(message.Exchange, message.RoutingKey, false, properties, message.Body, token));
+    }
+
+    /// <summary>
+    /// How long a confirmed publish may wait for its confirm. A node cut off by a partition pauses, and a connection to it
+    /// can hang rather than fail: past this the publish fails and is retried (on another node once the connection moved).
+    /// </summary>
+    public static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(5);
+
+    private static async Task Confirmed(Func<CancellationToken, ValueTask> publish)
+    {
+        using var deadline = new CancellationTokenSource(ConfirmTimeout);
+        try
+        {
+            await publish(deadline.Token).AsTask().WaitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            // Not a cancellation: the retries around this treat a cancelled publish as the adapter stopping.
+            throw new TimeoutException($"RabbitMQ did not confirm the publish within {ConfirmTimeout.TotalSeconds} s");
+        }
     }
 
     /// <summary>A finished call's record: persistent, and confirmed by the broker before this returns (throws if it is not).</summary>
@@ -135,7 +155,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         var properties = Properties(Topology.Types.CallRecord, record.CallId, null);
         properties.DeliveryMode = DeliveryModes.Persistent;
         // RabbitMQ.Client 7 tracks each confirm on its own: concurrent publishes on this channel each await their own.
-        await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
+        await Confirmed(token => _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record), token));
     }
 
     /// <summary>
