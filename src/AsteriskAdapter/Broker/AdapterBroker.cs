@@ -45,13 +45,15 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         _connection.RecoverySucceededAsync += (_, _) =>
         {
             logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);
+            // RabbitMQ.Client 7.2.2 loses track of publisher confirms on a channel it recovered (rabbitmq-dotnet-client
+            // #1930): every confirmed publish on it then times out. Confirmed publishes move to a channel opened afresh.
+            _ = Task.Run(ReopenConfirmedChannel);
             onRecovered();
             return Task.CompletedTask;
         };
         _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        _records = await _connection.CreateChannelAsync(new CreateChannelOptions(
-            publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
+        _records = await _connection.CreateChannelAsync(ConfirmedChannel, cancellationToken);
 
         await DeclareTopology(_consume, cancellationToken);
         await _consume.BasicQosAsync(0, 256, false, cancellationToken);
@@ -67,6 +69,23 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         heartbeats.ReceivedAsync += (_, delivery) => onHeartbeat(delivery);
         await _consume.BasicConsumeAsync(heartbeatQueue, autoAck: false, heartbeats, cancellationToken);
         logger.LogInformation("Adapter {Node} connected to RabbitMQ {Endpoint}", adapter.Value.Node, _connection.Endpoint);
+    }
+
+    private static readonly CreateChannelOptions ConfirmedChannel = new(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true);
+
+    private async Task ReopenConfirmedChannel()
+    {
+        try
+        {
+            var stale = Interlocked.Exchange(ref _records, await _connection!.CreateChannelAsync(ConfirmedChannel));
+            if (stale is not null)
+                await stale.DisposeAsync();
+        }
+        catch (Exception exception)
+        {
+            logger.LogWarning("Adapter {Node}: the confirmed channel could not be opened again after the recovery ({Error}); the recovered one stays",
+                adapter.Value.Node, exception.Message);
+        }
     }
 
     /// <summary>Another channel on the adapter's connection (for call control), once <see cref="Start"/> has connected.</summary>
