@@ -9,6 +9,7 @@ internal static class HttpJson
     public static readonly byte[] ChannelNotFound = AriJson.Message("Channel not found");
     public static readonly byte[] NotInStasis = AriJson.Message("Channel not in Stasis application");
     public static readonly byte[] VariableRequired = AriJson.Message("Variable name is required");
+    public static readonly byte[] FunctionFailed = AriJson.Message("Failed to execute function");
     public static readonly byte[] VariableNotFound = AriJson.Message("Provided variable was not found");
     public static readonly byte[] EventSourceMissing = AriJson.Message("Event source does not exist");
     public static readonly byte[] EventSourceRequired = AriJson.Message("Missing parameter eventSource");

@@ -171,7 +171,40 @@ internal sealed class RestEndpoints(SimulatorCore core, BasicAuth auth, Cancella
         }
 
         var value = query.TryGetValue("value", out var v) ? v.ToString() : null;
+        if (name.EndsWith(')'))
+        {
+            var array = ArrayWrite(name, value);
+            if (array is null)
+            {
+                return core.FindLive(id) is null
+                    ? HttpJson.WriteAsync(http, 404, HttpJson.ChannelNotFound)
+                    : HttpJson.WriteAsync(http, 400, HttpJson.FunctionFailed);
+            }
+            if (array.Count > 0)
+            {
+                return Answer(http, core.FindLive(id)?.SetVariables(array));
+            }
+        }
         return Answer(http, core.FindLive(id)?.SetVariable(name, value));
+    }
+
+    /// <summary>
+    /// ARRAY(A,B,…)=a,b,…: the variables it sets, in order (a missing value sets ""); null when the function is not there.
+    /// Empty for any other function (the simulator stores it as a plain variable). Quoting inside values is not modelled.
+    /// </summary>
+    private List<(string Name, string Value)>? ArrayWrite(string name, string? value)
+    {
+        if (!name.StartsWith("ARRAY(", StringComparison.Ordinal))
+        {
+            return core.ArrayFunction ? [] : null;
+        }
+        if (!core.ArrayFunction)
+        {
+            return null;
+        }
+        var names = name["ARRAY(".Length..^1].Split(',');
+        var values = (value ?? "").Split(',');
+        return [.. names.Select((n, i) => (n, i < values.Length ? values[i] : ""))];
     }
 
     private Task Continue(HttpContext http, string id)

@@ -151,6 +151,26 @@ public sealed class SimChannel
         }
     }
 
+    /// <summary>Several variables in one request (ARRAY()), in order, each with its ChannelVarset; all or none.</summary>
+    internal ChannelOpResult SetVariables(IReadOnlyList<(string Name, string Value)> variables)
+    {
+        lock (_gate)
+        {
+            var check = CheckInStasis();
+            if (check != ChannelOpResult.Ok)
+            {
+                return check;
+            }
+
+            foreach (var (name, value) in variables)
+            {
+                _variables[name] = value;
+                Emit(AriEvent.ChannelVarset(this, _facts, name, value), _facts.App, toSubscribers: true);
+            }
+            return ChannelOpResult.Ok;
+        }
+    }
+
     internal bool TryGetVariable(string name, out string value) => _variables.TryGetValue(name, out value!);
 
     /// <summary>REST continue: back to the dialplan; without a target, the next priority (like res_ari).</summary>

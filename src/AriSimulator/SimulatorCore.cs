@@ -13,6 +13,9 @@ internal sealed class SimulatorCore(AriSimulatorOptions options, CancellationTok
 
     public string AsteriskId { get; } = options.AsteriskId;
 
+    /// <summary>See <see cref="AriSimulatorOptions.ArrayFunction"/>.</summary>
+    public bool ArrayFunction { get; } = options.ArrayFunction;
+
     public EventSockets Sockets { get; } = new();
 
     public AppSubscriptions Subscriptions { get; } = new();

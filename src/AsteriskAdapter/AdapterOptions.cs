@@ -88,6 +88,15 @@ public sealed class AdapterOptions
     /// </summary>
     public int ShedAboveRouterBacklog { get; set; } = 1000;
 
+    /// <summary>
+    /// Admission control on this adapter's own side: while this many broadcast calls wait in the router's app for their
+    /// decision and handover, new calls are not broadcast but sent back to the dialplan at once as FAILED/overloaded.
+    /// Past capacity every stage (router, apps, ARI) queues, and a cap on the calls in flight keeps the time each admitted
+    /// call waits below its timeout, where an unbounded queue makes every call late. Size it as peak calls/s × time to a
+    /// decision, plus the calls nobody claims (they wait their whole timeout). 0 turns it off.
+    /// </summary>
+    public int MaxOpenCalls { get; set; } = 200;
+
     /// <summary>How often the router's backlog is read (a passive queue declare).</summary>
     public TimeSpan BacklogCheckInterval { get; set; } = TimeSpan.FromMilliseconds(50);
 

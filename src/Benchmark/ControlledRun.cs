@@ -51,8 +51,8 @@ internal sealed class ControlledRun(BrokerOptions broker, Sim.AriSimulator ari) 
         for (var i = 0; i < count; i++)
         {
             var due = TimeSpan.FromSeconds((double)i / rate);
-            if (due - clock.Elapsed > TimeSpan.FromMilliseconds(1))
-                await Task.Delay(due - clock.Elapsed);
+            if (due - clock.Elapsed is var pause && pause > TimeSpan.FromMilliseconds(1))
+                await Task.Delay(pause);
             callers.Add(ari.Originate("call-router", ["timeout=2000", $"filter=^{App}$"]));
         }
         await Task.WhenAll(callers.Select(c => c.Destroyed)).WaitAsync(TimeSpan.FromSeconds(120));

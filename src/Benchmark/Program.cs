@@ -296,8 +296,8 @@ async Task<bool> Soak(int soakFor)
             nextSample += TimeSpan.FromSeconds(30);
         }
         var due = TimeSpan.FromSeconds((double)offered / rate);
-        if (due - clock.Elapsed > TimeSpan.FromMilliseconds(1))
-            await Task.Delay(due - clock.Elapsed);
+        if (due - clock.Elapsed is var pause && pause > TimeSpan.FromMilliseconds(1))
+            await Task.Delay(pause);
         var channel = ari.Originate("call-router", [$"timeout={1000 + offered % 2000}", raceFilter]);
         _ = channel.Handover.ContinueWith(t => Interlocked.Increment(ref Var(t.Result, "ROUTER_STATUS") == CallStatus.Success ? ref won : ref other),
             TaskContinuationOptions.OnlyOnRanToCompletion);
@@ -318,8 +318,8 @@ async Task<List<Sim.SimChannel>> Offer(int perSecond, int count, Func<int, strin
     for (var i = 0; i < count; i++)
     {
         var due = TimeSpan.FromSeconds((double)i / perSecond);
-        if (due - started.Elapsed > TimeSpan.FromMilliseconds(1))
-            await Task.Delay(due - started.Elapsed);
+        if (due - started.Elapsed is var pause && pause > TimeSpan.FromMilliseconds(1))
+            await Task.Delay(pause);
         channels.Add(ari.Originate("call-router", stasisArgs(i)));
     }
     if (wait)

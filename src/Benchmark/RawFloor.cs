@@ -61,8 +61,8 @@ public static class RawFloor
             for (var i = 0; i < count; i++)
             {
                 var due = TimeSpan.FromSeconds((double)i / rate);
-                if (due > started.Elapsed)
-                    await Task.Delay(due - started.Elapsed);
+                if (due - started.Elapsed is var pause && pause > TimeSpan.Zero)
+                    await Task.Delay(pause);
                 BinaryPrimitives.WriteInt64LittleEndian(body, Stopwatch.GetTimestamp());
                 await publisher.BasicPublishAsync("", queues[0], false, new BasicProperties(), body);
             }

@@ -57,14 +57,20 @@ public static class RouterExtensions
             builder.Services.AddHostedService<SagaTableJanitor>();
             builder.Services.AddSingleton<BrokerCallTimers>();
             builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<BrokerCallTimers>());
-            builder.Services.AddSingleton<CallStateMachine>();
-            builder.Services.AddSingleton<CallStateDefinition>();
         }
         else
         {
             builder.Services.AddSingleton<InProcessCallTimers>();
             builder.Services.AddSingleton<ICallTimers>(sp => sp.GetRequiredService<InProcessCallTimers>());
+            // One repository for both ways in: the router queue and, for timers, the mediator (no broker round trip).
+            builder.Services.AddSingleton(_ => new InMemorySagaRepository<CallState>());
+            builder.Services.AddSingleton<ISagaRepository<CallState>>(sp => sp.GetRequiredService<InMemorySagaRepository<CallState>>());
+            builder.Services.AddSingleton<ILoadSagaRepository<CallState>>(sp => sp.GetRequiredService<InMemorySagaRepository<CallState>>());
+            builder.Services.AddMediator(mediator => mediator.ConfigureMediator((context, cfg) =>
+                cfg.StateMachineSaga(context.GetRequiredService<CallStateMachine>(), context.GetRequiredService<ISagaRepository<CallState>>())));
         }
+        builder.Services.AddSingleton<CallStateMachine>();
+        builder.Services.AddSingleton<CallStateDefinition>();
         if (postgres.WriteCdrs)
             builder.Services.AddHostedService<CdrWriter>();
         var ownership = new AppOwnership(router.AppOwners);
@@ -89,8 +95,6 @@ public static class RouterExtensions
                 o.Tags.Clear();
                 o.Tags.Add(OperationsExtensions.ReadyTag);
             });
-            if (!sagasInPostgres)
-                bus.AddSagaStateMachine<CallStateMachine, CallState, CallStateDefinition>().InMemoryRepository();
             bus.AddConsumer<InvalidClaimConsumer>();
             // An answer or decision lost with the router's node is sent again on the next (the claim may be acked already).
             bus.AddSendObserver(sp => sp.GetRequiredService<UnconfirmedResender>());
@@ -151,17 +155,14 @@ public static class RouterExtensions
                     });
                     e.ConfigureDeadLetter(x => x.UseFilter(new ParkFilter(Topology.RouterSkippedQueue, broker.DurableQueueArguments())));
                     // The saga's policies (retries, outbox, partitioning) come from CallStateDefinition in both modes.
-                    if (sagasInPostgres)
-                    {
-                        // Our own repository, so the saga is connected by hand, with the definition applied as
-                        // MassTransit's ConfigureSaga would apply it.
-                        ISagaDefinition<CallState> definition = context.GetRequiredService<CallStateDefinition>();
-                        e.StateMachineSaga(context.GetRequiredService<CallStateMachine>(),
-                            PostgresSagaRepository.Create(context.GetRequiredService<NpgsqlDataSource>()),
-                            saga => definition.Configure(e, saga, context));
-                    }
-                    else
-                        e.ConfigureSaga<CallState>(context);
+                    // The repository is ours (PostgreSQL) or shared with the timers' mediator (in memory), so the saga is
+                    // connected by hand, with the definition applied as MassTransit's ConfigureSaga would apply it.
+                    ISagaDefinition<CallState> definition = context.GetRequiredService<CallStateDefinition>();
+                    e.StateMachineSaga(context.GetRequiredService<CallStateMachine>(),
+                        sagasInPostgres
+                            ? PostgresSagaRepository.Create(context.GetRequiredService<NpgsqlDataSource>())
+                            : context.GetRequiredService<ISagaRepository<CallState>>(),
+                        saga => definition.Configure(e, saga, context));
                     e.ConfigureConsumer<InvalidClaimConsumer>(context);
                 });
             });

@@ -103,6 +103,47 @@ public sealed class AriSimulatorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARRAY_sets_each_variable_in_order_with_its_own_varset_event()
+    {
+        await using var events = await EventSocket.ConnectAsync(_sim, App);
+        var channel = _sim.Originate(App, ["sales"]);
+        Assert.Equal("StasisStart", Type(await events.NextAsync()));
+
+        var name = Uri.EscapeDataString("ARRAY(ROUTER_STATUS,ROUTER_REASON,ROUTER_WINNER)");
+        using (var set = await _http.PostAsync($"channels/{channel.Id}/variable?variable={name}&value={Uri.EscapeDataString("SUCCESS,claimed,sales")}", null))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, set.StatusCode);
+        }
+
+        foreach (var (variable, value) in new[] { ("ROUTER_STATUS", "SUCCESS"), ("ROUTER_REASON", "claimed"), ("ROUTER_WINNER", "sales") })
+        {
+            var varset = await events.NextAsync();
+            Assert.Equal("ChannelVarset", Type(varset));
+            Assert.Equal(variable, varset.GetProperty("variable").GetString());
+            Assert.Equal(value, varset.GetProperty("value").GetString());
+            Assert.Equal(value, channel.Variables[variable]);
+        }
+        Assert.False(channel.Variables.ContainsKey("ARRAY(ROUTER_STATUS,ROUTER_REASON,ROUTER_WINNER)"));
+    }
+
+    [Fact]
+    public async Task Without_the_ARRAY_function_a_function_set_answers_400_and_sets_nothing()
+    {
+        await using var sim = await Sim.StartAsync(new AriSimulatorOptions { ArrayFunction = false });
+        using var http = new HttpClient { BaseAddress = sim.BaseUrl };
+        http.DefaultRequestHeaders.Authorization = Basic("router", "secret");
+        await using var events = await EventSocket.ConnectAsync(sim, App);
+        var channel = sim.Originate(App, ["sales"]);
+        Assert.Equal("StasisStart", Type(await events.NextAsync()));
+
+        using var set = await http.PostAsync($"channels/{channel.Id}/variable?variable={Uri.EscapeDataString("ARRAY(A,B)")}&value=1,2", null);
+
+        Assert.Equal(HttpStatusCode.BadRequest, set.StatusCode);
+        Assert.Equal("{\"message\":\"Failed to execute function\"}", await set.Content.ReadAsStringAsync());
+        Assert.Empty(channel.Variables);
+    }
+
+    [Fact]
     public async Task Variable_then_continue_returns_the_call_to_the_dialplan()
     {
         await using var events = await EventSocket.ConnectAsync(_sim, App);

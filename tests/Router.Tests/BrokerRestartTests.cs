@@ -84,7 +84,7 @@ public sealed class BrokerRestartTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.Equal(0, _stack.Adapter!.Services.GetRequiredService<AriEventStream>().Reconnects);
         // Every call is forgotten in the end, those whose timers fell due while the broker was away too (they are set
         // again until it takes them): no saga is left in the router's memory.
-        var sagas = _stack.Router!.Services.GetRequiredService<MassTransit.Saga.IndexedSagaDictionary<CallState>>();
+        var sagas = _stack.Router!.Services.GetRequiredService<MassTransit.InMemorySagaRepository<CallState>>();
         await Eventually.True(() => sagas.Count == 0, TimeSpan.FromSeconds(60), () => $"{sagas.Count} sagas never forgotten");
     }
 

@@ -70,6 +70,30 @@ public sealed class HandoverTests : RoutingTest
         }
     }
 
+    [Fact]
+    public async Task A_won_calls_router_variables_are_set_in_one_ari_request()
+    {
+        var variableRequests = 0;
+        Stack.Ari.Faults = (operation, _) =>
+        {
+            if (operation == "variable")
+                Interlocked.Increment(ref variableRequests);
+            return null;
+        };
+        await Stack.AddApp("sales");
+        var channel = Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
+        await channel.Handover.WaitAsync(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(CallStatus.Success, channel.Variables[CallHandover.StatusVariable]);
+        Assert.Equal(DispositionReason.Claimed, channel.Variables[CallHandover.ReasonVariable]);
+        Assert.Equal("sales", channel.Variables[CallHandover.WinnerVariable]);
+        Assert.True(Guid.TryParse(channel.Variables[CallHandover.CallIdVariable], out _));
+        // STATUS, REASON and WINNER (with CALL_ID when the early set had not finished) in one ARRAY() set, plus the
+        // early ROUTER_CALL_ID set at StasisStart unless the decision came first: one or two requests, where one per
+        // variable made four or five.
+        Assert.InRange(Volatile.Read(ref variableRequests), 1, 2);
+    }
+
     private async Task<ClientWebSocket> ConnectAri(string app)
     {
         var socket = new ClientWebSocket();

@@ -46,8 +46,10 @@ public sealed class AriClient : IDisposable
     private readonly Lane _background;
     private readonly ResiliencePipeline _idempotent;
     private readonly ResiliencePipeline _sendTimeout;
+    private readonly ILogger<AriClient> _logger;
     private long _failedAttempts;
     private long _shed;
+    private bool _arrayMissing;
 
     /// <summary>ARI requests that failed (5xx, reset or timeout), retried or not.</summary>
     public long FailedAttempts => Interlocked.Read(ref _failedAttempts);
@@ -91,6 +93,7 @@ public sealed class AriClient : IDisposable
     public AriClient(IOptions<AdapterOptions> options, ILogger<AriClient> logger)
     {
         var o = options.Value;
+        _logger = logger;
         _call = Lane.Create(o, o.MaxAriConnections, int.MaxValue);
         _background = Lane.Create(o, o.AriBackgroundConcurrency, o.AriBackgroundQueue);
         // "ari-request-timeout": one request, from when it got a connection to its answer.
@@ -131,6 +134,41 @@ public sealed class AriClient : IDisposable
     public Task<AriOutcome> SetVariable(string channelId, string name, string value, CancellationToken cancellationToken = default,
         AriLane lane = AriLane.Call) =>
         Post(_idempotent, LaneOf(lane), cancellationToken, $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
+
+    /// <summary>
+    /// Sets several variables, in one request where it can: ARRAY(A,B,C)=a,b,c (Asterisk's func_strings) sets each in
+    /// order, with a ChannelVarset for each, as separate sets would. A value that ARRAY's argument parsing could alter
+    /// (anything but letters, digits and _.:@+-/) gets a request of its own. An Asterisk without ARRAY answers 400
+    /// "Failed to execute function": from then on each variable is set on its own. One outcome per request made.
+    /// </summary>
+    public async Task<AriOutcome[]> SetVariables(string channelId, IReadOnlyList<(string Name, string Value)> variables,
+        CancellationToken cancellationToken = default)
+    {
+        var together = Volatile.Read(ref _arrayMissing) ? [] : variables.Where(v => ArraySafe(v.Value)).ToList();
+        if (together.Count < 2)
+            return await SetEach(channelId, variables, cancellationToken);
+        var alone = SetEach(channelId, [.. variables.Except(together)], cancellationToken);
+        AriOutcome[] outcome;
+        try
+        {
+            outcome = [await SetVariable(channelId, $"ARRAY({string.Join(',', together.Select(v => v.Name))})",
+                string.Join(',', together.Select(v => v.Value)), cancellationToken)];
+        }
+        catch (HttpRequestException exception) when (exception.StatusCode == HttpStatusCode.BadRequest)
+        {
+            Volatile.Write(ref _arrayMissing, true);
+            _logger.LogWarning("Asterisk has no ARRAY function ({Error}); each ROUTER_* variable is now set with a request of its own", exception.Message);
+            outcome = await SetEach(channelId, together, cancellationToken);
+        }
+        return [.. outcome, .. await alone];
+    }
+
+    private Task<AriOutcome[]> SetEach(string channelId, IReadOnlyList<(string Name, string Value)> variables, CancellationToken cancellationToken) =>
+        Task.WhenAll(variables.Select(v => SetVariable(channelId, v.Name, v.Value, cancellationToken)));
+
+    /// <summary>A value ARRAY() passes on as it is: no separator, quote, escape, bracket or space for its argument parsing.</summary>
+    private static bool ArraySafe(string value) =>
+        value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or ':' or '@' or '+' or '-' or '/');
 
     /// <summary>Continue in the dialplan: at the target, or at the next priority when there is none.</summary>
     public Task<AriOutcome> Continue(string channelId, string? context, string? extension, int? priority, CancellationToken cancellationToken = default)

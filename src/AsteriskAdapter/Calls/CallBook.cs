@@ -38,9 +38,17 @@ public sealed class CallBook
     private readonly ConcurrentDictionary<Guid, OpenCall> _byId = new();
     private readonly ConcurrentDictionary<string, OpenCall> _byChannel = new(StringComparer.Ordinal);
 
+    private int _count;
+
+    /// <summary>Calls in the book: broadcast and not yet handed over (admission control reads it on every call).</summary>
+    public int Count => Volatile.Read(ref _count);
+
     public void Add(OpenCall call)
     {
-        _byId[call.CallId] = call;
+        if (_byId.TryAdd(call.CallId, call))
+            Interlocked.Increment(ref _count);
+        else
+            _byId[call.CallId] = call;
         _byChannel[call.ChannelId] = call;
     }
 
@@ -63,7 +71,8 @@ public sealed class CallBook
 
     public void Remove(OpenCall call)
     {
-        _byId.TryRemove(call.CallId, out _);
+        if (_byId.TryRemove(call.CallId, out _))
+            Interlocked.Decrement(ref _count);
         _byChannel.TryRemove(new KeyValuePair<string, OpenCall>(call.ChannelId, call));
     }
 }

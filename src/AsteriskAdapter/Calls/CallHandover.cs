@@ -134,7 +134,7 @@ public sealed class CallHandover
         if (decision.Detail is { } detail)
             variables.Add((DetailVariable, detail));
 
-        var outcomes = await Task.WhenAll(variables.Select(v => _ari.SetVariable(channelId, v.Item1, v.Item2, cancellationToken)));
+        var outcomes = await _ari.SetVariables(channelId, variables, cancellationToken);
         if (outcomes.Any(o => o != AriOutcome.Done))
         {
             _logger.LogInformation("Channel {ChannelId} left before its {Status} handover ({Outcome})", channelId, decision.Status, outcomes.First(o => o != AriOutcome.Done));

@@ -36,6 +36,9 @@ public sealed class StasisStartHandler
     /// <summary>Calls that found no live app while the adapter was still learning which apps are live; offered once it knows.</summary>
     private readonly ConcurrentDictionary<string, bool> _held = new(StringComparer.Ordinal);
 
+    /// <summary>1 while calls are shed for <see cref="AdapterOptions.MaxOpenCalls"/> (logged once when it starts and once when it stops).</summary>
+    private int _shedding;
+
     public StasisStartHandler(AriClient ari, AdapterBroker broker, LiveApps live, AppFilters filters, CallBook book, CallRecorder recorder,
         ChannelSubscriber subscriber, CallEndings endings, ConnectRecovery recovery, BackgroundWork work, AdapterMetrics metrics,
         TimeProvider clock, IOptions<AdapterOptions> options, IHostApplicationLifetime lifetime, ILogger<StasisStartHandler> logger,
@@ -60,6 +63,16 @@ public sealed class StasisStartHandler
             _endings.FailAtOnce(channel, DispositionReason.Overloaded, $"the router's queue held {_backlog.Ready} messages", quietly: true);
             return;
         }
+        if (_options.MaxOpenCalls > 0 && _book.Count is var open && open >= _options.MaxOpenCalls)
+        {
+            if (Interlocked.Exchange(ref _shedding, 1) == 0)
+                _logger.LogWarning("{Open} calls wait for a decision (Adapter__MaxOpenCalls is {Limit}): new calls go back to the dialplan at once as FAILED/overloaded",
+                    open, _options.MaxOpenCalls);
+            _endings.FailAtOnce(channel, DispositionReason.Overloaded, $"{open} calls waited for a decision on this adapter", quietly: true);
+            return;
+        }
+        if (Volatile.Read(ref _shedding) == 1 && Interlocked.Exchange(ref _shedding, 0) == 1)
+            _logger.LogWarning("Fewer than {Limit} calls wait for a decision: calls are offered again", _options.MaxOpenCalls);
 
         var (options, optionsError) = BroadcastOptions.Parse(stasisArgs, _options.DefaultTimeoutMs);
         if (options is null)

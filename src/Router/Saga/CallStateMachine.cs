@@ -105,7 +105,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .TransitionTo(Contended),
             When(DeadlineReached)
                 .ThenAsync(context => End(context, context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
-                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga), _metrics, context.Saga.Audience))
+                .ThenAsync(context => Outbound.Continue(Out(context), context.Saga.Node!, Decision(context.Saga), _metrics, context.Saga.Audience))
                 .TransitionTo(Ended),
             When(EndReported)
                 .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
@@ -126,7 +126,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                     won => won.TransitionTo(Claimed),
                     none => none
                         .ThenAsync(context => End(context, context.Saga, CallStatus.Timeout, DispositionReason.NoClaim))
-                        .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga), _metrics, context.Saga.Audience))
+                        .ThenAsync(context => Outbound.Continue(Out(context), context.Saga.Node!, Decision(context.Saga), _metrics, context.Saga.Audience))
                         .TransitionTo(Ended)),
             When(EndReported)
                 .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
@@ -141,7 +141,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         // that made it died before its ContinueCall left (the adapter ignores a decision for a call it has finished).
         During(Claimed,
             When(DeadlineReached)
-                .ThenAsync(context => Outbound.Continue(context, context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim), null, context.Saga.Audience)));
+                .ThenAsync(context => Outbound.Continue(Out(context), context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim), null, context.Saga.Audience)));
         During(Ended,
             Ignore(DeadlineReached),
             Ignore(EndReported));
@@ -197,12 +197,12 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     }
 
     /// <summary>The adapter holds the call's CDR until it hears how many claims the call got in all.</summary>
-    private static Task SendTally(BehaviorContext<CallState, ForgetCall> context) =>
+    private Task SendTally(BehaviorContext<CallState, ForgetCall> context) =>
         context.Saga is { Node: { } node, ChannelId: { } channel } call
-            ? Outbound.Tally(context, node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount))
+            ? Outbound.Tally(Out(context), node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount))
             : Task.CompletedTask;
 
-    private static Task TellWinnerFailed(BehaviorContext<CallState, CallEnded> context)
+    private Task TellWinnerFailed(BehaviorContext<CallState, CallEnded> context)
     {
         var (call, ended) = (context.Saga, context.Message);
         call.Status = ended.Status;
@@ -210,7 +210,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         var detail = ended.Reason == DispositionReason.RouterNoAnswer
             ? "the decision did not reach the adapter by the deadline and its grace; the call went back to the dialplan"
             : "the adapter restarted before it handed the call over; the call went back to the dialplan";
-        return Outbound.WinnerFailed(context, new CallFailed(call.CorrelationId, ended.ChannelId, call.Winner!, ended.Status, ended.Reason, detail, ended.EndedAt));
+        return Outbound.WinnerFailed(Out(context), new CallFailed(call.CorrelationId, ended.ChannelId, call.Winner!, ended.Status, ended.Reason, detail, ended.EndedAt));
     }
 
     private Task Schedule<T>(ConsumeContext context, TimeSpan delay, T message) where T : class =>
@@ -233,17 +233,17 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         if (_options.ClaimWindow > TimeSpan.Zero)
             Random.Shared.Shuffle(pending); // claims gathered together are equals: draw the winner
         foreach (var held in pending)
-            await Decide(context, context.Saga, held.Claim, held.Reply, held.ReceivedAt);
+            await Decide(context, Out(context), context.Saga, held.Claim, held.Reply, held.ReceivedAt);
     }
 
-    private async Task Decide(ConsumeContext context, CallState call, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt)
+    private async Task Decide(ConsumeContext context, ISendEndpointProvider sends, CallState call, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt)
     {
         var verdict = ClaimRules.Judge(call, claim, receivedAt);
         if (verdict.Accepted && call.Winner is not null)
         {
             // The winner's claim again (redelivered after a router died, or sent twice): same answer, decision resent.
-            await Outbound.Continue(context, call.Node!, Decision(call, call.WinningClaim), null, call.Audience);
-            await Outbound.Reply(context, reply, verdict, _metrics, offered: true);
+            await Outbound.Continue(sends, call.Node!, Decision(call, call.WinningClaim), null, call.Audience);
+            await Outbound.Reply(sends, reply, verdict, _metrics, offered: true);
             return;
         }
         call.ClaimCount++;
@@ -253,22 +253,29 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             call.WinningClaim = claim;
             call.ClaimedAt = receivedAt;
             await End(context, call, CallStatus.Success, claim.Control ? DispositionReason.Controlled : DispositionReason.Claimed);
-            await Outbound.Continue(context, call.Node!, Decision(call, claim), _metrics, call.Audience);
+            await Outbound.Continue(sends, call.Node!, Decision(call, claim), _metrics, call.Audience);
             if (call.NotifyClaimed)
-                await Outbound.NotifyClaimed(context, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt), call.Deadline);
+                await Outbound.NotifyClaimed(sends, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt), call.Deadline);
         }
-        await Outbound.Reply(context, reply, verdict, _metrics, call.Audience.Contains(claim.App));
+        await Outbound.Reply(sends, reply, verdict, _metrics, call.Audience.Contains(claim.App));
     }
 
     private Task Decide(BehaviorContext<CallState, ClaimCall> context, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt) =>
-        Decide(context, context.Saga, claim, reply, receivedAt);
+        Decide(context, context, context.Saga, claim, reply, receivedAt);
 
     private async Task RejectPendingAsUnknown(BehaviorContext<CallState, UnknownCallExpired> context)
     {
         foreach (var held in context.Saga.PendingClaims)
-            await Outbound.Reply(context, held.Reply, ClaimReply.Reject(held.Claim.CallId, held.Claim.App, RejectReason.NotFound, "no broadcast with this call id"), _metrics, offered: false);
+            await Outbound.Reply(Out(context), held.Reply, ClaimReply.Reject(held.Claim.CallId, held.Claim.App, RejectReason.NotFound, "no broadcast with this call id"), _metrics, offered: false);
         context.Saga.PendingClaims.Clear();
     }
+
+    /// <summary>
+    /// Where a handler sends: through its consume context (and so its outbox), except for the message of a timer that fired
+    /// in process, which the mediator delivers and whose sends go to the broker another way (<see cref="ICallTimers.SendsFor"/>).
+    /// </summary>
+    private ISendEndpointProvider Out<T>(BehaviorContext<CallState, T> context) where T : class =>
+        context.Message is ICallTimer ? _timers.SendsFor(context) : context;
 
     private ContinueCall Decision(CallState call, ClaimCall? claim = null) =>
         new(call.CorrelationId, call.ChannelId!, call.Status!, call.Winner, call.Reason,

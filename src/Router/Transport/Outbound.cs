@@ -92,7 +92,7 @@ public static class Outbound
     /// Sends a decision to the call's adapter. <paramref name="countWith"/> counts it as it leaves; null for a decision
     /// sent again (at the deadline, or to a winner claiming twice), which is the same decision and counted once.
     /// </summary>
-    public static async Task Continue(ConsumeContext context, string node, ContinueCall command, RouterMetrics? countWith, IReadOnlyList<string> audience)
+    public static async Task Continue(ISendEndpointProvider context, string node, ContinueCall command, RouterMetrics? countWith, IReadOnlyList<string> audience)
     {
         var endpoint = await context.GetSendEndpoint(CommandExchange);
         await endpoint.Send(command, send =>
@@ -102,14 +102,14 @@ public static class Outbound
         }, SendDeadline());
     }
 
-    public static async Task Tally(ConsumeContext context, string node, ClaimTally tally)
+    public static async Task Tally(ISendEndpointProvider context, string node, ClaimTally tally)
     {
         var endpoint = await context.GetSendEndpoint(CommandExchange);
         await endpoint.Send(tally, send => Stamp(send, Topology.Types.ClaimTally, node, tally.CallId.ToString()), SendDeadline());
     }
 
     /// <param name="expires">The call's deadline: like its broadcast, the notice expires then (per-message TTL).</param>
-    public static async Task NotifyClaimed(ConsumeContext context, IEnumerable<string> audience, CallClaimed claimed, DateTimeOffset? expires)
+    public static async Task NotifyClaimed(ISendEndpointProvider context, IEnumerable<string> audience, CallClaimed claimed, DateTimeOffset? expires)
     {
         var endpoint = await context.GetSendEndpoint(BroadcastExchange);
         var ttl = expires is { } at ? TimeSpan.FromMilliseconds(Math.Max(1, (at - DateTimeOffset.UtcNow).TotalMilliseconds)) : (TimeSpan?)null;
@@ -123,7 +123,7 @@ public static class Outbound
     }
 
     /// <summary>Tells a call's winner that the call it was told `accepted` for failed (on its queue, like the adapter's CallFailed).</summary>
-    public static async Task WinnerFailed(ConsumeContext context, CallFailed failed)
+    public static async Task WinnerFailed(ISendEndpointProvider context, CallFailed failed)
     {
         var endpoint = await context.GetSendEndpoint(BroadcastExchange);
         await endpoint.Send(failed, send => Stamp(send, Topology.Types.CallFailed, failed.Winner, failed.CallId.ToString()), SendDeadline());
