@@ -12,6 +12,11 @@ using Sim = CallRouter.AriSimulator;
 // K racing apps, at a fixed rate and in saturation, against the broker's raw 3-hop floor. See README "Benchmark".
 ThreadPool.SetMinThreads(64, 64);
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+// One node against the cluster, the same fixed-rate run in the same invocation (issue 13): this process runs twice more.
+if (args.Contains("--cluster-compare"))
+    return await ClusterCompare.Run(args);
+// A child of --cluster-compare: only the warm-up and the fixed-rate run, its figures written to this file as JSON.
+var fixedOnly = Arg("--fixed-only", "");
 var routerDll = Arg("--router", "src/Router/bin/Release/net10.0/CallRouter.Router.dll");
 var adapterDll = Arg("--adapter", "src/AsteriskAdapter/bin/Release/net10.0/CallRouter.AsteriskAdapter.dll");
 var appCount = int.Parse(Arg("--apps", "3"));
@@ -92,6 +97,25 @@ await WaitUntilRouted();
 
 Console.WriteLine("warm-up: 1,000 calls at 200/s");
 await Offer(200, 1000, _ => ["timeout=2000", raceFilter]);
+
+if (fixedOnly != "")
+{
+    Console.WriteLine($"fixed rate: {rate} calls/s for {seconds} s, {appCount} apps racing");
+    var only = await Cost(rate, seconds);
+    var onlyLatency = Latencies(only.Run, CallStatus.Success);
+    double onlyCalls = only.Run.Count;
+    await File.WriteAllTextAsync(fixedOnly, System.Text.Json.JsonSerializer.Serialize(new ClusterCompare.FixedRun(
+        rate, only.Run.Count, Achieved(only.Run), P(onlyLatency, .5), P(onlyLatency, .99), Count(only.Run, CallStatus.Success), Count(only.Run, CallStatus.Timeout),
+        only.Broker.Published / onlyCalls, only.Broker.Delivered / onlyCalls, only.Broker.BytesIn / onlyCalls / 1024, only.Broker.BytesOut / onlyCalls / 1024,
+        only.RouterCpuSeconds * 1000 / onlyCalls, only.AdapterCpuSeconds * 1000 / onlyCalls)));
+    foreach (var app in racers.Append(observer))
+        await app.DisposeAsync();
+    await routers.DisposeAsync();
+    await DeleteVirtualHost(broker);
+    if (database is not null)
+        await database.DisposeAsync();
+    return 0;
+}
 
 if (soakSeconds > 0)
 {

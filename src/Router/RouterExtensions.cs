@@ -28,6 +28,7 @@ public static class RouterExtensions
         builder.AddOperationsEndpoint(RouterMetrics.MeterName, DefaultHttpUrls);
         builder.Services.AddSingleton<RouterMetrics>();
         builder.Services.AddSingleton<AdapterClocks>();
+        builder.Services.AddSingleton<UnconfirmedResender>();
         builder.Services.AddConsumeObserver<EndReportObserver>();
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
@@ -95,6 +96,8 @@ public static class RouterExtensions
                 o.Tags.Add(OperationsExtensions.ReadyTag);
             });
             bus.AddConsumer<InvalidClaimConsumer>();
+            // An answer or decision lost with the router's node is sent again on the next (the claim may be acked already).
+            bus.AddSendObserver(sp => sp.GetRequiredService<UnconfirmedResender>());
             bus.UsingRabbitMq((context, cfg) =>
             {
                 cfg.Host(broker.Host, (ushort)broker.Port, broker.VirtualHost, h =>

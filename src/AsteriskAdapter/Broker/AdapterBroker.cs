@@ -45,13 +45,15 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         _connection.RecoverySucceededAsync += (_, _) =>
         {
             logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);
+            // RabbitMQ.Client 7.2.2 loses track of publisher confirms on a channel it recovered (rabbitmq-dotnet-client
+            // #1930): every confirmed publish on it then times out. Confirmed publishes move to a channel opened afresh.
+            _ = Task.Run(ReopenConfirmedChannel);
             onRecovered();
             return Task.CompletedTask;
         };
         _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
         _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        _records = await _connection.CreateChannelAsync(new CreateChannelOptions(
-            publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
+        _records = await _connection.CreateChannelAsync(ConfirmedChannel, cancellationToken);
 
         await DeclareTopology(_consume, cancellationToken);
         await _consume.BasicQosAsync(0, 256, false, cancellationToken);
@@ -67,6 +69,23 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         heartbeats.ReceivedAsync += (_, delivery) => onHeartbeat(delivery);
         await _consume.BasicConsumeAsync(heartbeatQueue, autoAck: false, heartbeats, cancellationToken);
         logger.LogInformation("Adapter {Node} connected to RabbitMQ {Endpoint}", adapter.Value.Node, _connection.Endpoint);
+    }
+
+    private static readonly CreateChannelOptions ConfirmedChannel = new(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true);
+
+    private async Task ReopenConfirmedChannel()
+    {
+        try
+        {
+            var stale = Interlocked.Exchange(ref _records, await _connection!.CreateChannelAsync(ConfirmedChannel));
+            if (stale is not null)
+                await stale.DisposeAsync();
+        }
+        catch (Exception exception)
+        {
+            logger.LogWarning("Adapter {Node}: the confirmed channel could not be opened again after the recovery ({Error}); the recovered one stays",
+                adapter.Value.Node, exception.Message);
+        }
     }
 
     /// <summary>Another channel on the adapter's connection (for call control), once <see cref="Start"/> has connected.</summary>
@@ -125,8 +144,28 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     {
         var properties = Properties(message.Type, message.CallId, message.Expires is { } expires
             ? Math.Max(1, (long)(expires - DateTimeOffset.UtcNow).TotalMilliseconds) : null);
-        await (_records ?? throw new InvalidOperationException("not connected to RabbitMQ yet"))
-            .BasicPublishAsync(message.Exchange, message.RoutingKey, false, properties, message.Body);
+        var records = _records ?? throw new InvalidOperationException("not connected to RabbitMQ yet");
+        await Confirmed(token => records.BasicPublishAsync(message.Exchange, message.RoutingKey, false, properties, message.Body, token));
+    }
+
+    /// <summary>
+    /// How long a confirmed publish may wait for its confirm. A node cut off by a partition pauses, and a connection to it
+    /// can hang rather than fail: past this the publish fails and is retried (on another node once the connection moved).
+    /// </summary>
+    public static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(5);
+
+    private static async Task Confirmed(Func<CancellationToken, ValueTask> publish)
+    {
+        using var deadline = new CancellationTokenSource(ConfirmTimeout);
+        try
+        {
+            await publish(deadline.Token).AsTask().WaitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            // Not a cancellation: the retries around this treat a cancelled publish as the adapter stopping.
+            throw new TimeoutException($"RabbitMQ did not confirm the publish within {ConfirmTimeout.TotalSeconds} s");
+        }
     }
 
     /// <summary>A finished call's record: persistent, and confirmed by the broker before this returns (throws if it is not).</summary>
@@ -135,7 +174,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         var properties = Properties(Topology.Types.CallRecord, record.CallId, null);
         properties.DeliveryMode = DeliveryModes.Persistent;
         // RabbitMQ.Client 7 tracks each confirm on its own: concurrent publishes on this channel each await their own.
-        await _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record));
+        await Confirmed(token => _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record), token));
     }
 
     /// <summary>

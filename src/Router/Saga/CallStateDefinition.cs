@@ -30,7 +30,9 @@ public sealed class CallStateDefinition(IOptions<RouterOptions> options) : SagaD
             r.Handle<ConcurrencyException>();
             r.Immediate(20);
         });
-        endpoint.UseInMemoryOutbox(context);
+        // Concurrent delivery: every send of a consume is attempted, so when the node is lost under them each one fails
+        // on its own and UnconfirmedResender sends it again (in order, a failed decision skipped the answer behind it).
+        endpoint.UseInMemoryOutbox(context, o => o.ConcurrentMessageDelivery = true);
         if (router.SagaRepository == SagaStore.Postgres)
         {
             // Messages for one call run one at a time in this process, so only another router can race a

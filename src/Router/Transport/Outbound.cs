@@ -2,6 +2,7 @@ using CallRouter.Messages;
 using CallRouter.Router.Observability;
 using CallRouter.Router.Saga;
 using MassTransit;
+using RabbitMQ.Client.Exceptions;
 
 namespace CallRouter.Router.Transport;
 
@@ -33,6 +34,8 @@ public static class Outbound
             var fresh = new SharedDeadline(second, new CancellationTokenSource(SendTimeout));
             var seen = Interlocked.CompareExchange(ref _deadline, fresh, current);
             current = ReferenceEquals(seen, current) ? fresh : seen;
+            if (ReferenceEquals(current, fresh))
+                RecentDeadlines[second % RecentDeadlines.Length] = fresh.Source.Token;
         }
         return current.Source.Token;
     }
@@ -40,6 +43,26 @@ public static class Outbound
     private sealed record SharedDeadline(long Second, CancellationTokenSource Source);
 
     private static SharedDeadline _deadline = new(-1, new CancellationTokenSource());
+
+    // The deadlines of the last 16 seconds: a send ends within SendTimeout of taking its token, and is judged soon after.
+    private static readonly CancellationToken[] RecentDeadlines = new CancellationToken[16];
+
+    /// <summary>The token is one <see cref="SendDeadline"/> handed out (recently): a send cancelled by it ran out of time.</summary>
+    public static bool IsSendDeadline(CancellationToken token) => token.CanBeCanceled && Array.IndexOf(RecentDeadlines, token) >= 0;
+
+    /// <summary>
+    /// The failure is the broker connection going away under a send: a closed channel or connection, or a send that
+    /// ran past its <see cref="SendDeadline"/> (a confirm the lost node never sends). Any other cancellation (the
+    /// database, the host stopping) is not: it would otherwise be taken for a lost node and handled again forever.
+    /// </summary>
+    public static bool ConnectionLost(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is AlreadyClosedException or OperationInterruptedException or RabbitMqConnectionException
+                || e is OperationCanceledException cancelled && IsSendDeadline(cancelled.CancellationToken))
+                return true;
+        return false;
+    }
 
     public static ReplyRoute ReplyRouteOf(ConsumeContext context) =>
         context.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp)

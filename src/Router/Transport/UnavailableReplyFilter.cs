@@ -4,7 +4,6 @@ using CallRouter.Router.Saga;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using RabbitMQ.Client.Exceptions;
 
 namespace CallRouter.Router.Transport;
 
@@ -22,7 +21,7 @@ public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetr
 
     public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
-        if (ConnectionLost(context.Exception))
+        if (Outbound.ConnectionLost(context.Exception))
         {
             // The bus lost its node (a cluster node killed or cut off): neither answer nor park. The message goes back
             // to the queue (with the connection gone the broker returns it by itself) and is handled again on the node
@@ -53,15 +52,6 @@ public sealed class UnavailableReplyFilter(IServiceProvider services, RouterMetr
             }
         }
         await next.Send(context);
-    }
-
-    /// <summary>The failure is the broker connection going away under a send (closed channel, or a send past its deadline).</summary>
-    private static bool ConnectionLost(Exception exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-            if (e is AlreadyClosedException or OperationInterruptedException or RabbitMqConnectionException or OperationCanceledException)
-                return true;
-        return false;
     }
 
     public void Probe(ProbeContext context) => context.CreateFilterScope("unavailable-reply");
