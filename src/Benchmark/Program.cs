@@ -73,6 +73,14 @@ for (var i = 0; i < routerCount; i++)
 var router = routers[0];
 await using var adapter = ChildProcess.Start("adapter", adapterDll, environment);
 await ari.WaitForAppAsync("call-router", TimeSpan.FromSeconds(30));
+const string OpenApp = "call-router-open";
+// The open broadcasts wait out a 60 s timeout unclaimed: they get an adapter (and Stasis app) of their own, sized for
+// them as README "Overload" says (Adapter__MaxOpenCalls off), so the default cap of the measured adapter stays as shipped.
+await using var openAdapter = ChildProcess.Start("adapter-open", adapterDll, new Dictionary<string, string>(environment)
+{
+    ["Adapter__App"] = OpenApp, ["Adapter__Node"] = "bench-open", ["Adapter__MaxOpenCalls"] = "0",
+});
+await ari.WaitForAppAsync(OpenApp, TimeSpan.FromSeconds(30));
 
 var racers = Enumerable.Range(1, appCount).Select(i => new ClaimantApp(broker, $"racer-{i}")).ToList();
 var observer = new ClaimantApp(broker, "observer") { AutoClaim = false };
@@ -163,7 +171,7 @@ Console.WriteLine($"open broadcasts: {openCalls:N0} calls left open (timeout 60 
 await Task.Delay(TimeSpan.FromSeconds(12)); // FinishedRetention (10 s): only the open broadcasts remain in the saga repository
 var routerRssIdle = router.RssMb();
 // Offered below the saturation rate, so admission control does not shed any: the figure is for calls the router holds.
-var open = await Offer(openRate, openCalls, _ => ["timeout=60000", "filter=^observer$"], wait: false);
+var open = await Offer(openRate, openCalls, _ => ["timeout=60000", "filter=^observer$"], wait: false, app: OpenApp);
 await Task.Delay(TimeSpan.FromSeconds(5));
 var routerRssOpen = router.RssMb();
 var heldOpen = open.Count(c => !c.Handover.IsCompleted);
@@ -311,7 +319,7 @@ async Task<bool> Soak(int soakFor)
     return won + other == offered;
 }
 
-async Task<List<Sim.SimChannel>> Offer(int perSecond, int count, Func<int, string[]> stasisArgs, bool wait = true)
+async Task<List<Sim.SimChannel>> Offer(int perSecond, int count, Func<int, string[]> stasisArgs, bool wait = true, string app = "call-router")
 {
     var channels = new List<Sim.SimChannel>(count);
     var started = Stopwatch.StartNew();
@@ -320,7 +328,7 @@ async Task<List<Sim.SimChannel>> Offer(int perSecond, int count, Func<int, strin
         var due = TimeSpan.FromSeconds((double)i / perSecond);
         if (due - started.Elapsed is var pause && pause > TimeSpan.FromMilliseconds(1))
             await Task.Delay(pause);
-        channels.Add(ari.Originate("call-router", stasisArgs(i)));
+        channels.Add(ari.Originate(app, stasisArgs(i)));
     }
     if (wait)
         await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromSeconds(90));
