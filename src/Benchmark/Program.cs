@@ -116,24 +116,14 @@ if (fixedOnly != "")
         rate, only.Run.Count, Achieved(only.Run), P(onlyLatency, .5), P(onlyLatency, .99), Count(only.Run, CallStatus.Success), Count(only.Run, CallStatus.Timeout),
         only.Broker.Published / onlyCalls, only.Broker.Delivered / onlyCalls, only.Broker.BytesIn / onlyCalls / 1024, only.Broker.BytesOut / onlyCalls / 1024,
         only.RouterCpuSeconds * 1000 / onlyCalls, only.AdapterCpuSeconds * 1000 / onlyCalls)));
-    foreach (var app in racers.Append(observer))
-        await app.DisposeAsync();
-    await routers.DisposeAsync();
-    await DeleteVirtualHost(broker);
-    if (database is not null)
-        await database.DisposeAsync();
+    await CleanUp();
     return 0;
 }
 
 if (soakSeconds > 0)
 {
     var flat = await Soak(soakSeconds);
-    foreach (var app in racers.Append(observer))
-        await app.DisposeAsync();
-    await routers.DisposeAsync();
-    await DeleteVirtualHost(broker);
-    if (database is not null)
-        await database.DisposeAsync();
+    await CleanUp();
     return flat ? 0 : 1;
 }
 
@@ -198,17 +188,22 @@ Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 if (!File.Exists(output))
     await File.WriteAllTextAsync(output, "# Benchmarks\n\nAppended by the benchmark command (README, \"Benchmark\"). Everything runs on one machine.\n");
 await File.AppendAllTextAsync(output, report);
-foreach (var app in racers.Append(observer))
-    await app.DisposeAsync();
-var cdrRows = database is null ? "" : $" CDR rows written: {await database.CountRecords():N0}.";
-await routers.DisposeAsync();
-await DeleteVirtualHost(broker);
-if (database is not null)
-{
+var cdrRows = database is null ? null : $" CDR rows written: {await database.CountRecords():N0}.";
+await CleanUp();
+if (cdrRows is not null)
     Console.WriteLine(cdrRows);
-    await database.DisposeAsync();
-}
 return doubleWins == 0 ? 0 : 1;
+
+// The apps, the routers, the run's virtual host and database: what every way out of the run leaves behind.
+async Task CleanUp()
+{
+    foreach (var app in racers.Append(observer))
+        await app.DisposeAsync();
+    await routers.DisposeAsync();
+    await DeleteVirtualHost(broker);
+    if (database is not null)
+        await database.DisposeAsync();
+}
 
 string Report()
 {
