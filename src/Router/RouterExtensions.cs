@@ -22,6 +22,9 @@ public static class RouterExtensions
     /// <summary>Where /metrics and /health/* listen unless Http__Urls says otherwise.</summary>
     public const string DefaultHttpUrls = "http://0.0.0.0:9180";
 
+    /// <summary>How long the router tries one node of a cluster before the next.</summary>
+    public static readonly TimeSpan ClusterConnectTimeout = TimeSpan.FromSeconds(3);
+
     public static IHostApplicationBuilder AddRouter(this IHostApplicationBuilder builder)
     {
         // First, so the exporter listens before the bus starts and /health/live answers while it does.
@@ -29,6 +32,7 @@ public static class RouterExtensions
         builder.Services.AddSingleton<RouterMetrics>();
         builder.Services.AddSingleton<AdapterClocks>();
         builder.Services.AddSingleton<UnconfirmedResender>();
+        builder.Services.AddSingleton<StalledConnectionBreaker>();
         builder.Services.AddConsumeObserver<EndReportObserver>();
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
@@ -98,6 +102,9 @@ public static class RouterExtensions
             bus.AddConsumer<InvalidClaimConsumer>();
             // An answer or decision lost with the router's node is sent again on the next (the claim may be acked already).
             bus.AddSendObserver(sp => sp.GetRequiredService<UnconfirmedResender>());
+            // In a cluster, a channel a partition left unable to enqueue is replaced with the whole connection.
+            if (broker.UsesQuorumQueues)
+                bus.AddSendObserver(sp => sp.GetRequiredService<StalledConnectionBreaker>());
             bus.UsingRabbitMq((context, cfg) =>
             {
                 cfg.Host(broker.Host, (ushort)broker.Port, broker.VirtualHost, h =>
@@ -110,11 +117,15 @@ public static class RouterExtensions
                     h.Heartbeat(broker.Heartbeat);
                     // A cluster: MassTransit connects to one of the nodes and cycles through them when it loses it.
                     if (broker.Nodes() is { Count: > 1 } nodes)
+                    {
                         h.UseCluster(c =>
                         {
                             foreach (var (host, port) in nodes)
                                 c.Node($"{host}:{port}");
                         });
+                        // A node cut off by a partition does not refuse a connection, it never answers: move on soon.
+                        h.RequestedConnectionTimeout(ClusterConnectTimeout);
+                    }
                 });
                 // Ours is the only deserializer: MassTransit's envelope one (application/vnd.masstransit+json) would
                 // let an app's delivery past the claim reading and the ownership check.

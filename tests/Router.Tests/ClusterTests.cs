@@ -58,16 +58,15 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     public async Task Killing_the_node_that_leads_the_router_queue_loses_no_decision_claim_or_record() =>
         await LoseTheRouterQueueLeader("killed", cluster.Kill, resumeWithin: TimeSpan.FromSeconds(15));
 
-    // pause_minority: the cut-off node pauses, the majority elects new leaders. The router's connection closes at once,
-    // but declaring its bindings again on another node waits until the cut-off node is declared down (net_ticktime 10 s),
-    // so decisions stop longer than after a kill (11.9 to 18.6 s in the runs that passed). Known gap (issue 13): in 2 runs
-    // of 9 routing did not resume within 60 s. One cause is fixed (the adapter's confirmed channel, recovered by
-    // RabbitMQ.Client 7.2.2, never got a confirm again: rabbitmq-dotnet-client#1930); in another the router, on a
-    // surviving node, had its publishes to the quorum queues the cut-off node led unconfirmed for over 30 s. So it is
-    // skipped; run it by removing Skip (a failed run prints the router's and adapter's logs).
-    [Fact(Skip = "partition: in some runs routing did not resume within 60 s (issue 13, docs/scaling.md)")]
+    // pause_minority: the cut-off node pauses, the majority elects new leaders. Declaring the router's bindings again on
+    // another node waits until the cut-off node is declared down (net_ticktime 10 s, up to 12.5 s), and a channel the
+    // router opened meanwhile can take sends to a quorum queue without ever confirming them (RabbitMQ 3.x,
+    // rabbitmq-server#14589): StalledConnectionBreaker reconnects after 5 s of that, once more if needed. Before it, 2 runs
+    // in 9 never resumed within 60 s. With it, on 2026-11-28: decisions stopped 12.1 to 17.3 s in the runs that passed,
+    // 21.0 s in the slowest; hence 25 s here, against 15 s for a kill.
+    [Fact]
     public async Task A_partition_that_cuts_off_the_router_queue_leader_loses_no_decision_claim_or_record() =>
-        await LoseTheRouterQueueLeader("cut off", cluster.Disconnect, resumeWithin: TimeSpan.FromSeconds(20));
+        await LoseTheRouterQueueLeader("cut off", cluster.Disconnect, resumeWithin: TimeSpan.FromSeconds(25));
 
     private async Task LoseTheRouterQueueLeader(string what, Func<int, Task> fault, TimeSpan resumeWithin)
     {
@@ -255,12 +254,13 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     }
 
     // Lines a fault repeats for every call (each failed send, record retry and fallback), which would hide the rest.
-    private static readonly string[] Noise = ["S-FAULT", "CallRecorder", "CallEndings", "StasisStartHandler", "BackgroundWork", "CdrWriter"];
+    private static readonly string[] Noise = ["S-FAULT", "R-FAULT", "InProcessCallTimers", "CallRecorder", "CallEndings", "StasisStartHandler", "BackgroundWork", "CdrWriter"];
 
-    /// <summary>A failed run prints what router and adapter logged (the last 300 lines), for the issue's record.</summary>
+    /// <summary>A failed run prints what router and adapter logged (the first and last 150 lines), for the issue's record.</summary>
     private bool DumpTrace()
     {
-        foreach (var line in _trace.Lines.Where(l => l.Contains("fault:") || l.Contains("log:") && !Noise.Any(l.Contains)).TakeLast(300))
+        var lines = _trace.Lines.Where(l => l.Contains("fault:") || l.Contains("log:") && !Noise.Any(l.Contains)).ToArray();
+        foreach (var line in lines.Length <= 300 ? lines : [.. lines.Take(150), "...", .. lines.TakeLast(150)])
             output.WriteLine(line);
         return false;
     }

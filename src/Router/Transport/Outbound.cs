@@ -58,8 +58,16 @@ public static class Outbound
     public static bool ConnectionLost(Exception exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
-            if (e is AlreadyClosedException or OperationInterruptedException or RabbitMqConnectionException
-                || e is OperationCanceledException cancelled && IsSendDeadline(cancelled.CancellationToken))
+            if (e is AlreadyClosedException or OperationInterruptedException or RabbitMqConnectionException || RanPastDeadline(e))
+                return true;
+        return false;
+    }
+
+    /// <summary>The send was cancelled by its own <see cref="SendDeadline"/> (not failed by a closed connection).</summary>
+    public static bool RanPastDeadline(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is OperationCanceledException cancelled && IsSendDeadline(cancelled.CancellationToken))
                 return true;
         return false;
     }
