@@ -158,6 +158,12 @@ public sealed class TestBroker : IAsyncDisposable
         return closed;
     }
 
+    /// <summary>The connections to this virtual host: the name a client gave it, then the broker's (client address and port → broker).</summary>
+    public async Task<string[]> ConnectionNames() =>
+        [.. (await GetJson($"vhosts/{Uri.EscapeDataString(Options.VirtualHost)}/connections")).EnumerateArray().Select(c =>
+            (c.TryGetProperty("client_properties", out var p) && p.TryGetProperty("connection_name", out var n) ? n.GetString() : "")
+            + " " + c.GetProperty("name").GetString())];
+
     /// <summary>The management API path of a queue in this virtual host.</summary>
     public string QueuePath(string queue) => $"queues/{Uri.EscapeDataString(Options.VirtualHost)}/{Uri.EscapeDataString(queue)}";
 
