@@ -15,7 +15,8 @@ public static class ClusterCompare
 {
     /// <summary>What one fixed-rate run measured (per call: broker client traffic from the management API, and CPU).</summary>
     public sealed record FixedRun(int Rate, int Calls, double Achieved, double P50, double P99, int Won, int Timeouts,
-        double Published, double Delivered, double KiBIn, double KiBOut, double RouterCpuMs, double AdapterCpuMs);
+        double Published, double Delivered, double KiBIn, double KiBOut, double RouterCpuMs, double AdapterCpuMs,
+        double? StoppedSeconds = null, int? NotWon = null);
 
     public static async Task<int> Run(string[] args)
     {
@@ -26,6 +27,8 @@ public static class ClusterCompare
         var rate = Arg(args, "--rate", "100");
         var seconds = Arg(args, "--seconds", "20");
         var apps = Arg(args, "--apps", "3");
+        // Optional: the cluster's run loses the node leading the router queue this many seconds in (0: no kill).
+        var killAfter = Arg(args, "--kill-leader-after", "0");
         var self = typeof(ClusterCompare).Assembly.Location;
         var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
@@ -36,8 +39,8 @@ public static class ClusterCompare
         FixedRun clustered;
         try
         {
-            clustered = await Child(self, ["--rate", rate, "--seconds", seconds, "--apps", apps, "--cluster", nodes, "--cluster-management-port", management],
-                cluster: nodes);
+            clustered = await Child(self, ["--rate", rate, "--seconds", seconds, "--apps", apps, "--cluster", nodes, "--cluster-management-port", management,
+                    "--kill-leader-after", killAfter], cluster: nodes);
         }
         finally
         {
@@ -58,6 +61,11 @@ public static class ClusterCompare
         b.AppendLine(Row("one node, classic queues", single));
         b.AppendLine(Row("three nodes, quorum queues", clustered));
         b.AppendLine().AppendLine($"- The cluster's p50 is {clustered.P50 / single.P50:F1} times one node's, its p99 {clustered.P99 / single.P99:F1} times.");
+        if (clustered.StoppedSeconds is { } stopped)
+            b.AppendLine(
+                $"- The node leading the router queue was killed (`docker kill`) {killAfter} s into the cluster's run, and started again 15 s later: " +
+                $"decisions stopped for {stopped.ToString("F1", CultureInfo.InvariantCulture)} s (from the kill to the last call not won), {clustered.NotWon} calls were not won (they fell back " +
+                "to the dialplan), and the cluster's latency and broker figures above include the loss (its message counters restart with the node).");
         Console.WriteLine(b);
         await File.AppendAllTextAsync(output, b.ToString());
         return 0;

@@ -39,6 +39,8 @@ if (clusterNodes != "")
     Environment.SetEnvironmentVariable("RABBITMQ_QUEUE_TYPE", BrokerOptions.QuorumQueues);
     Environment.SetEnvironmentVariable("RABBITMQ_MANAGEMENT_PORT", Arg("--cluster-management-port", "15681"));
 }
+// --cluster-compare --kill-leader-after S: S s into the cluster's fixed-rate run, the node leading the router queue is killed.
+var killLeaderAfter = int.Parse(Arg("--kill-leader-after", "0"));
 var soakSeconds = int.Parse(Arg("--soak-seconds", "0"));
 var overloadSeconds = int.Parse(Arg("--overload-seconds", "10"));
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
@@ -109,13 +111,23 @@ await Offer(200, 1000, _ => ["timeout=2000", raceFilter]);
 if (fixedOnly != "")
 {
     Console.WriteLine($"fixed rate: {rate} calls/s for {seconds} s, {appCount} apps racing");
+    var kill = killLeaderAfter > 0 && clusterNodes != "" ? KillRouterQueueLeader(TimeSpan.FromSeconds(killLeaderAfter)) : Task.FromResult<long?>(null);
     var only = await Cost(rate, seconds);
     var onlyLatency = Latencies(only.Run, CallStatus.Success);
     double onlyCalls = only.Run.Count;
+    // Decisions stopped: from the kill to the last call (offered from 5 s before it) that was not won; then the calls not won.
+    double? stopped = null;
+    int? notWon = null;
+    if (await kill is { } killedAt)
+    {
+        var hit = only.Run.Where(c => c.StasisStartTimestamp > killedAt - 5 * Stopwatch.Frequency && Var(c, "ROUTER_STATUS") != CallStatus.Success).ToList();
+        notWon = hit.Count;
+        stopped = hit.Count == 0 ? 0 : Math.Max(0, Stopwatch.GetElapsedTime(killedAt, hit.Max(c => c.StasisStartTimestamp)).TotalSeconds);
+    }
     await File.WriteAllTextAsync(fixedOnly, System.Text.Json.JsonSerializer.Serialize(new ClusterCompare.FixedRun(
         rate, only.Run.Count, Achieved(only.Run), P(onlyLatency, .5), P(onlyLatency, .99), Count(only.Run, CallStatus.Success), Count(only.Run, CallStatus.Timeout),
         only.Broker.Published / onlyCalls, only.Broker.Delivered / onlyCalls, only.Broker.BytesIn / onlyCalls / 1024, only.Broker.BytesOut / onlyCalls / 1024,
-        only.RouterCpuSeconds * 1000 / onlyCalls, only.AdapterCpuSeconds * 1000 / onlyCalls)));
+        only.RouterCpuSeconds * 1000 / onlyCalls, only.AdapterCpuSeconds * 1000 / onlyCalls, stopped, notWon)));
     await CleanUp();
     return 0;
 }
@@ -400,6 +412,40 @@ static double Achieved(List<Sim.SimChannel> channels)
 }
 
 static int Count(List<Sim.SimChannel> channels, string status) => channels.Count(c => Var(c, "ROUTER_STATUS") == status);
+
+// The node leading the router queue (asked of each node in turn) is killed after `after`, and started again 15 s later, so
+// the management API (rabbit1's) answers again for the run's broker figures. Returns when it was killed.
+async Task<long?> KillRouterQueueLeader(TimeSpan after)
+{
+    await Task.Delay(after);
+    foreach (var asked in new[] { 1, 2, 3 })
+    {
+        var (code, json) = await Docker("exec", $"rabbit{asked}", "rabbitmqctl", "-q", "list_queues", "-p", broker.VirtualHost, "name", "leader", "--formatter", "json");
+        if (code != 0)
+            continue;
+        var leader = System.Text.Json.JsonDocument.Parse(json).RootElement.EnumerateArray()
+            .Single(q => q.GetProperty("name").GetString() == Topology.RouterQueue).GetProperty("leader").GetString()!["rabbit@".Length..];
+        var killedAt = Stopwatch.GetTimestamp();
+        await Docker("kill", leader);
+        Console.WriteLine($"killed {leader}, the router queue's leader");
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(15));
+            await Docker("start", leader);
+        });
+        return killedAt;
+    }
+    Console.WriteLine("no node said which leads the router queue: nothing killed");
+    return null;
+}
+
+static async Task<(int Code, string Output)> Docker(params string[] arguments)
+{
+    using var process = Process.Start(new ProcessStartInfo("docker", arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+    var output = await process.StandardOutput.ReadToEndAsync();
+    await process.WaitForExitAsync();
+    return (process.ExitCode, output);
+}
 
 static string Var(Sim.SimChannel channel, string name) => channel.Variables.TryGetValue(name, out var value) ? value : "";
 
