@@ -439,9 +439,10 @@ async Task<long?> KillRouterQueueLeader(TimeSpan after)
     return null;
 }
 
+// docker's standard output, read to the end; its errors go to the console as they come (unread, a full pipe would block it).
 static async Task<(int Code, string Output)> Docker(params string[] arguments)
 {
-    using var process = Process.Start(new ProcessStartInfo("docker", arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+    using var process = Process.Start(new ProcessStartInfo("docker", arguments) { RedirectStandardOutput = true })!;
     var output = await process.StandardOutput.ReadToEndAsync();
     await process.WaitForExitAsync();
     return (process.ExitCode, output);

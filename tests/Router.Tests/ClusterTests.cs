@@ -62,8 +62,8 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     // another node waits until the cut-off node is declared down (net_ticktime 10 s, up to 12.5 s), and a channel the
     // router opened meanwhile can take sends to a quorum queue without ever confirming them (RabbitMQ 3.x,
     // rabbitmq-server#14589): StalledConnectionBreaker reconnects after 5 s of that, once more if needed. Before it, 2 runs
-    // in 9 never resumed within 60 s. With it, on 2026-11-28: decisions stopped 12.1 to 17.3 s in the runs that passed,
-    // 21.0 s in the slowest; hence 25 s here, against 15 s for a kill.
+    // in 9 never resumed within 60 s. With it, on 2026-11-28: routing resumed in 10 runs of 10, decisions stopped 10.3 to
+    // 21.0 s (12 s typical); hence 25 s here, against 15 s for a kill.
     [Fact]
     public async Task A_partition_that_cuts_off_the_router_queue_leader_loses_no_decision_claim_or_record() =>
         await LoseTheRouterQueueLeader("cut off", cluster.Disconnect, resumeWithin: TimeSpan.FromSeconds(25));
