@@ -21,10 +21,19 @@ public sealed class DueQueue<T> : IDisposable
 
     public void Add(DateTimeOffset due, T item)
     {
+        // Rounded up to the millisecond, so an item is never handed over before its due time (a callback that checks the
+        // clock against it sees it due).
+        var at = due.ToUnixTimeMilliseconds();
+        if (due > DateTimeOffset.FromUnixTimeMilliseconds(at))
+            at++;
         lock (_gate)
         {
-            _pending.Enqueue(item, due.ToUnixTimeMilliseconds());
-            Monitor.Pulse(_gate);
+            // The thread sleeps until the earliest item: wake it only when this one comes first. Items mostly arrive in due
+            // order (one delay per queue), so most adds cost no thread switch.
+            var first = !_pending.TryPeek(out _, out var earliest) || at < earliest;
+            _pending.Enqueue(item, at);
+            if (first)
+                Monitor.Pulse(_gate);
         }
     }
 

@@ -54,11 +54,12 @@ public sealed class CallRecorder : IDisposable
         public int? HangupCause;
         public string? HangupCauseText;
         public bool Published;
+        /// <summary>The claim count the last published record carried (null: none yet).</summary>
+        public int? PublishedClaims;
         public string? ControlEnding;
         public bool Controlled;
         public DateTimeOffset? AnsweredAt;
         public Guid? ParentCallId;
-        public bool TallySent;
 
         /// <summary>When <see cref="DraftCheck"/> should next ask ARI whether the channel still exists.</summary>
         public DateTimeOffset NextCheck;
@@ -146,7 +147,11 @@ public sealed class CallRecorder : IDisposable
         }
     }
 
-    /// <summary>The router's count of every claim the call received.</summary>
+    /// <summary>
+    /// The router's count of every claim the call received. It may come before the channel ends (the record then goes out
+    /// once, complete) or after (the record is sent again with it); a later, higher count (a claim that came after an
+    /// early tally) sends it again too. Counts only grow: a tally that says no more than is known changes nothing.
+    /// </summary>
     public void Tallied(Guid callId, int claims)
     {
         if (!_byCall.TryGetValue(callId, out var draft))
@@ -154,11 +159,12 @@ public sealed class CallRecorder : IDisposable
         CallRecord? update = null;
         lock (draft)
         {
+            if (draft.Claims >= claims)
+                return;
             draft.Claims = claims;
-            if (draft.Published && !draft.TallySent)
+            if (draft.Published && !(draft.PublishedClaims >= claims))
             {
-                // The record went out without its claim count: send it again, complete.
-                draft.TallySent = true;
+                draft.PublishedClaims = claims;
                 update = ToRecord(draft);
             }
         }
@@ -167,7 +173,6 @@ public sealed class CallRecorder : IDisposable
             TryPublish(draft);
             return;
         }
-        _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
         _work.Run(() => Publish(update), "publish call record tally");
     }
 
@@ -263,22 +268,25 @@ public sealed class CallRecorder : IDisposable
         _byCall[draft.CallId] = draft;
     }
 
-    /// <summary>Publishes the record once the channel is gone (and its ending known); keeps waiting for a missing tally.</summary>
+    /// <summary>
+    /// Publishes the record once the channel is gone (and its ending known). A call the router decides stays reachable by
+    /// its tally until <see cref="AdapterOptions.TallyWait"/> after the decision: a tally that comes later than the record, or
+    /// raises the count it carried, sends the record again.
+    /// </summary>
     private void TryPublish(Draft draft)
     {
         CallRecord record;
-        bool awaitTally;
+        bool keepForTally;
         lock (draft)
         {
             if (draft.EndedAt is null)
                 return;
             var waitUntil = (draft.DecidedAt ?? draft.EndedAt.Value) + _options.TallyWait;
             var timeIsUp = _clock.GetUtcNow() >= waitUntil;
-            awaitTally = draft.TallyExpected && draft.Claims is null && !timeIsUp;
             if (draft.Published)
             {
-                // Called again by the tally wait: stop waiting (the row keeps claims unknown).
-                if (!awaitTally)
+                // Called again by the tally wait: stop waiting (a row without a tally keeps claims unknown).
+                if (timeIsUp)
                     _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
                 return;
             }
@@ -288,13 +296,14 @@ public sealed class CallRecorder : IDisposable
                 return;
             }
             draft.Published = true;
-            draft.TallySent = !awaitTally;
             record = ToRecord(draft);
-            if (awaitTally)
+            draft.PublishedClaims = record.Claims;
+            keepForTally = draft.TallyExpected && !timeIsUp;
+            if (keepForTally)
                 _tallyWaits.Add(waitUntil, draft);
         }
         _byChannel.TryRemove(new KeyValuePair<string, Draft>(draft.Channel.Id, draft));
-        if (!awaitTally)
+        if (!keepForTally)
             _byCall.TryRemove(new KeyValuePair<Guid, Draft>(draft.CallId, draft));
         _work.Run(() => Publish(record), "publish call record");
     }

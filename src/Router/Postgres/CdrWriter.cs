@@ -18,8 +18,9 @@ namespace CallRouter.Router.Postgres;
 /// Writes CallRecord messages from the durable cdr.writer queue into call_records, a batch per transaction, and
 /// acknowledges them only once committed. While PostgreSQL is away the batch is retried (the messages stay
 /// unacknowledged, the rest wait in the queue), so nothing is lost; routing does not wait for it. A record that
-/// arrives twice is written once (ON CONFLICT on call_id; a later copy only fills in a claim count the row lacks: the
-/// adapter sends a call's record when its channel ends and again with the router's claim tally). A record that cannot be read or stored is parked
+/// arrives twice is written once (ON CONFLICT on call_id; a later copy only fills in a claim count the row lacks or raises
+/// it, as counts only grow: the adapter sends a call's record when its channel ends and again when the router's claim tally
+/// comes later or counts more). A record that cannot be read or stored is parked
 /// in cdr.writer_error with x-error saying why. Every router with PostgreSQL runs one; they share the queue.
 /// </summary>
 public sealed class CdrWriter(
@@ -36,7 +37,7 @@ public sealed class CdrWriter(
             @HandedOverAt, @DecisionLatencyMs, @Status, @Reason, @Target, @EndedAt, @DurationS, @HangupCause, @HangupCauseText,
             @Controlled, @AnsweredAt, @ControlEnding, @ParentCallId)
         ON CONFLICT (call_id) DO UPDATE SET claims = EXCLUDED.claims
-            WHERE call_records.claims IS NULL AND EXCLUDED.claims IS NOT NULL
+            WHERE EXCLUDED.claims > call_records.claims OR call_records.claims IS NULL AND EXCLUDED.claims IS NOT NULL
         """;
 
     private static readonly HashSet<string> Statuses = [CallStatus.Success, CallStatus.Timeout, CallStatus.Failed, CallStatus.Abandoned];

@@ -23,6 +23,12 @@ public sealed class CallState : SagaStateMachineInstance, ISagaVersion
     public ClaimCall? WinningClaim { get; set; }
     public int ClaimCount { get; set; }
 
+    /// <summary>Apps whose claims were counted: once every app offered the call has claimed, the tally goes out at once.</summary>
+    public List<string> Claimants { get; set; } = [];
+
+    /// <summary>The claim count last sent to the adapter (ClaimTally), if any.</summary>
+    public int? TalliedClaims { get; set; }
+
     /// <summary>SUCCESS / TIMEOUT / FAILED / ABANDONED once decided.</summary>
     public string? Status { get; set; }
     public string? Reason { get; set; }

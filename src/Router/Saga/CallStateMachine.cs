@@ -196,11 +196,30 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             obsolete: () => call.Winner is not null);
     }
 
-    /// <summary>The adapter holds the call's CDR until it hears how many claims the call got in all.</summary>
+    /// <summary>
+    /// The adapter holds the call's CDR until it hears how many claims the call got in all. Sent when the call is forgotten,
+    /// unless an earlier tally (<see cref="TallyOnceAllClaimed"/>) already gave that count.
+    /// </summary>
     private Task SendTally(BehaviorContext<CallState, ForgetCall> context) =>
-        context.Saga is { Node: { } node, ChannelId: { } channel } call
-            ? Outbound.Tally(Out(context), node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount))
+        context.Saga is { Node: { } node, ChannelId: { } channel } call && call.TalliedClaims != call.ClaimCount
+            ? Tally(Out(context), node, channel, call)
             : Task.CompletedTask;
+
+    /// <summary>
+    /// A decided call every offered app has claimed: its tally goes out now rather than when the call is forgotten, so the
+    /// CDR is complete when the channel ends (one record instead of two for a short call). A claim counted later still
+    /// changes the count, which the tally at forget time then sends again.
+    /// </summary>
+    private static Task TallyOnceAllClaimed(ISendEndpointProvider sends, CallState call) =>
+        call is { Winner: not null, TalliedClaims: null, Node: { } node, ChannelId: { } channel, Audience.Count: > 0 } && call.Audience.All(call.Claimants.Contains)
+            ? Tally(sends, node, channel, call)
+            : Task.CompletedTask;
+
+    private static Task Tally(ISendEndpointProvider sends, string node, string channel, CallState call)
+    {
+        call.TalliedClaims = call.ClaimCount;
+        return Outbound.Tally(sends, node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount));
+    }
 
     private Task TellWinnerFailed(BehaviorContext<CallState, CallEnded> context)
     {
@@ -247,6 +266,8 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             return;
         }
         call.ClaimCount++;
+        if (!call.Claimants.Contains(claim.App))
+            call.Claimants.Add(claim.App);
         if (verdict.Accepted)
         {
             call.Winner = claim.App;
@@ -258,6 +279,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 await Outbound.NotifyClaimed(sends, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt), call.Deadline);
         }
         await Outbound.Reply(sends, reply, verdict, _metrics, call.Audience.Contains(claim.App));
+        await TallyOnceAllClaimed(sends, call);
     }
 
     private Task Decide(BehaviorContext<CallState, ClaimCall> context, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt) =>

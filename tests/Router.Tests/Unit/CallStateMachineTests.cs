@@ -195,6 +195,42 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         Assert.Empty(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId));
     }
 
+    [Fact]
+    public async Task The_tally_goes_out_once_every_offered_app_has_claimed_and_again_at_forget_time_only_if_a_claim_came_after()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales", "support"));
+        await _harness.Bus.Publish(new ClaimCall(callId, "support"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+        // One of two offered apps has claimed: the count may still grow, no tally yet (the tallies sent are listed below).
+        Assert.Null(_saga.Sagas.Contains(callId)!.TalliedClaims);
+
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.True(await _harness.Sent.Any<ClaimTally>(m => m.Context.Message.CallId == callId), "no tally once every offered app had claimed");
+        Assert.Equal(new ClaimTally(callId, "chan-1", 2), Assert.Single(_harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId)).Context.Message);
+
+        // sales claims again (counted, rejected): the tally at forget time carries the new count. Without that claim it
+        // would send nothing (the count did not change).
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        await Infrastructure.Eventually.True(() => _saga.Sagas.Contains(callId)!.ClaimCount == 3, TimeSpan.FromSeconds(5), "the third claim was not counted");
+        await _harness.Bus.Publish(Single<ForgetCall>().Message);
+        Assert.Null(await _saga.NotExists(callId));
+        Assert.Equal([2, 3], _harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId).Select(m => m.Context.Message.Claims).ToArray());
+    }
+
+    [Fact]
+    public async Task A_call_forgotten_with_its_count_already_tallied_sends_no_second_tally()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.True(await _harness.Sent.Any<ClaimTally>(m => m.Context.Message.CallId == callId), "no tally once the only offered app had claimed");
+
+        await _harness.Bus.Publish(Single<ForgetCall>().Message);
+        Assert.Null(await _saga.NotExists(callId));
+        Assert.Equal(new ClaimTally(callId, "chan-1", 1), Assert.Single(_harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId)).Context.Message);
+    }
+
     private static CallBroadcast Broadcast(Guid callId, params string[] audience) =>
         new(callId, "chan-1", "PJSIP/alice-00000001", "5551234", "Alice", "1000", "from-test", [], "node-1", "asterisk-1",
             null, false, audience, Now, Now, Now.AddMilliseconds(TimeoutMs), TimeoutMs);
