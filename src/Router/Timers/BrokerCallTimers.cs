@@ -14,7 +14,8 @@ namespace CallRouter.Router.Timers;
 /// wait queue has the same expiration (the queue's bucket) and the queue stays in due order. The buckets are fixed
 /// (1-9 × 1, 10, 100, 1000, 10000 ms: <see cref="Buckets"/>), so there are at most 45 wait queues whatever timeouts
 /// the dialplan uses: a timer waits in the largest bucket not longer than what remains, and when it comes back early
-/// <see cref="TimerHopFilter"/> sends it on to the next bucket (a 2000 ms deadline takes one hop, 1500 ms two). The
+/// <see cref="TimerHopFilter"/> sends it on to the next bucket (a 2000 ms deadline takes one hop, 1500 ms two; a timer may
+/// fire up to <see cref="MaxLateness"/> late to save a hop, never early). The
 /// due time travels in the <see cref="DueHeader"/> header. Timers cannot be cancelled: the saga ignores those that no
 /// longer apply. They are sent through the consume context, so the in-memory outbox sends them only if the saga
 /// change that set them was saved.
@@ -36,10 +37,22 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
     private IConnection? _connection;
     private IChannel? _hopChannel;
 
-    /// <summary>The largest bucket not longer than <paramref name="remaining"/> (the smallest for less than 1 ms).</summary>
+    /// <summary>
+    /// How late a timer may fire rather than take one more hop: 1 % of what remains, between 1 and 20 ms (far inside the
+    /// adapters' fallback grace). A delay computed a moment after its due time was set is a hair short of the round
+    /// figure it was meant as (9,999.97 ms for a 10 s retention): without this it would wait 9,000 + 900 + 90 + 9 ms, four
+    /// hops through the router queue instead of one.
+    /// </summary>
+    public static readonly TimeSpan MaxLateness = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
+    /// The largest bucket not longer than <paramref name="remaining"/> plus its slack (1 % of it, between 1 ms and
+    /// <see cref="MaxLateness"/>); the smallest bucket for less than 1 ms.
+    /// </summary>
     public static int BucketFor(TimeSpan remaining)
     {
-        var ms = (long)remaining.TotalMilliseconds;
+        var slack = Math.Clamp(remaining.TotalMilliseconds / 100, 1, MaxLateness.TotalMilliseconds);
+        var ms = (long)(remaining.TotalMilliseconds + slack);
         var index = Array.BinarySearch(Buckets, ms);
         return index >= 0 ? index : Math.Max(0, ~index - 1);
     }
