@@ -33,6 +33,13 @@ public sealed class AdapterOptions
     /// <summary>After the deadline, how long to wait for the router's word before falling back alone.</summary>
     public TimeSpan FallbackGrace { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// A call still undecided this long after its broadcast gets ROUTER_CALL_ID on its channel (one background ARI request),
+    /// so an adapter restarted while it waits fails it under the same id. A call decided sooner gets it from its handover
+    /// and costs no request. 0: at once, for every call.
+    /// </summary>
+    public TimeSpan CallIdMarkAfter { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>An app is live while its last heartbeat is younger than this.</summary>
     public TimeSpan AppLivenessTimeout { get; set; } = TimeSpan.FromSeconds(6);
 

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using CallRouter.AsteriskAdapter.Ari;
 using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Observability;
+using CallRouter.Common;
 using CallRouter.Messages;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,7 +15,7 @@ namespace CallRouter.AsteriskAdapter.Calls;
 /// A channel entered the router's app (StasisStart): it is broadcast to the live apps its filter matches, held while
 /// the adapter is still learning which apps are live, or failed at once (bad options or filter, no live app).
 /// </summary>
-public sealed class StasisStartHandler
+public sealed class StasisStartHandler : IDisposable
 {
     private readonly AriClient _ari;
     private readonly AdapterBroker _broker;
@@ -36,6 +37,9 @@ public sealed class StasisStartHandler
     /// <summary>Calls that found no live app while the adapter was still learning which apps are live; offered once it knows.</summary>
     private readonly ConcurrentDictionary<string, bool> _held = new(StringComparer.Ordinal);
 
+    /// <summary>Calls whose ROUTER_CALL_ID goes on the channel <see cref="AdapterOptions.CallIdMarkAfter"/> after their broadcast, unless decided by then.</summary>
+    private readonly DueQueue<OpenCall> _marks;
+
     /// <summary>1 while calls are shed for <see cref="AdapterOptions.MaxOpenCalls"/> (logged once when it starts and once when it stops).</summary>
     private int _shedding;
 
@@ -48,7 +52,14 @@ public sealed class StasisStartHandler
         (_ari, _broker, _live, _filters, _book, _recorder, _subscriber, _endings, _recovery, _work, _metrics, _clock, _options, _logger) =
             (ari, broker, live, filters, book, recorder, subscriber, endings, recovery, work, metrics, clock, options.Value, logger);
         _stopping = lifetime.ApplicationStopping;
+        _marks = new DueQueue<OpenCall>("call-id-marks", call =>
+        {
+            if (!call.IsFinished)
+                _work.Run(() => MarkCallId(call), "call id on the channel");
+        }, clock);
     }
+
+    public void Dispose() => _marks.Dispose();
 
     /// <summary>Offers the call that just entered the app (or fails it at once).</summary>
     public async Task Offer(AriChannel channel, IReadOnlyList<string> stasisArgs, string asteriskId)
@@ -129,9 +140,13 @@ public sealed class StasisStartHandler
             channel.Exten, channel.Context, options.Args, _options.Node, asteriskId, options.Filter, options.NotifyClaimed,
             audience, channel.CreatedAt, now, call.Deadline, options.TimeoutMs);
         _recorder.Offered(channel, broadcast);
-        // The call id on the channel at once (off the call path): an adapter restarted while the call waits finds it
-        // there and fails the call under the id its broadcast, its claims and its CDR carry.
-        _work.Run(() => MarkCallId(call), "call id on the channel");
+        // The call id on the channel (off the call path) once the call has waited CallIdMarkAfter: an adapter restarted
+        // while the call waits finds it there and fails the call under the id its broadcast, its claims and its CDR carry.
+        // A call decided sooner gets it from its handover (most calls: one ARI request and one ChannelVarset fewer).
+        if (_options.CallIdMarkAfter <= TimeSpan.Zero)
+            _work.Run(() => MarkCallId(call), "call id on the channel");
+        else
+            _marks.Add(now + _options.CallIdMarkAfter, call);
         try
         {
             await _broker.PublishBroadcast(broadcast, audience);
