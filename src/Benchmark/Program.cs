@@ -43,6 +43,7 @@ if (clusterNodes != "")
 var killLeaderAfter = int.Parse(Arg("--kill-leader-after", "0"));
 var soakSeconds = int.Parse(Arg("--soak-seconds", "0"));
 var overloadSeconds = int.Parse(Arg("--overload-seconds", "10"));
+var fixedOverloadRate = int.Parse(Arg("--overload-rate", "0"));
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
     throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
@@ -182,8 +183,9 @@ foreach (var channel in open)
 
 // Open loop at twice the saturation rate: goodput, and how fast the calls that cannot be served leave Stasis. Last, so
 // the memory it leaves behind does not count in the RSS figures above.
-var overloadRate = (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
-Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s (twice the saturation rate), then {rate} calls/s for 3 s");
+// --overload-rate fixes the offered rate (for A/B runs: twice a saturation measured over seconds varies run to run).
+var overloadRate = fixedOverloadRate > 0 ? fixedOverloadRate : (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
+Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {rate} calls/s for 3 s");
 var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
 var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
 // Past capacity some calls may never leave: the run reports them rather than stopping here.
@@ -270,7 +272,7 @@ string Overload()
     var outcomes = string.Join(", ", notRouted.GroupBy(c => $"{Var(c, "ROUTER_STATUS")}/{Var(c, "ROUTER_REASON")}").OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count():N0}"));
     var firstSecond = afterOverload.Take(rate).ToList();
     var firstLatency = Latencies(firstSecond, CallStatus.Success);
-    return $"- Overload (open loop, {overloadRate}/s = twice the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = {goodput / best:P0} of the saturation rate ({best:F0}/s); " +
+    return $"- Overload (open loop, {overloadRate}/s = {(fixedOverloadRate > 0 ? $"{overloadRate / best:F1} times" : "twice")} the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = {goodput / best:P0} of the saturation rate ({best:F0}/s); " +
         $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms; " +
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
         $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
