@@ -79,13 +79,18 @@ public sealed class ResilienceTests : RoutingTest
         Assert.Equal("sales", command.Winner);
     }
 
+    /// <summary>The first ContinueCall on the queue (the call's ClaimTally, on the same queue, may come before or after it).</summary>
     private static async Task<ContinueCall> Receive(IChannel channel, string queue)
     {
         var until = DateTime.UtcNow.AddSeconds(5);
         while (DateTime.UtcNow < until)
         {
             if (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
-                return JsonSerializer.Deserialize<ContinueCall>(Encoding.UTF8.GetString(message.Body.Span), Wire.Json)!;
+            {
+                if (message.BasicProperties.Type == Topology.Types.ContinueCall)
+                    return JsonSerializer.Deserialize<ContinueCall>(Encoding.UTF8.GetString(message.Body.Span), Wire.Json)!;
+                continue;
+            }
             await Task.Delay(20);
         }
         throw new TimeoutException("no ContinueCall");
