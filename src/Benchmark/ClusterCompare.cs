@@ -16,7 +16,7 @@ public static class ClusterCompare
     /// <summary>What one fixed-rate run measured (per call: broker client traffic from the management API, and CPU).</summary>
     public sealed record FixedRun(int Rate, int Calls, double Achieved, double P50, double P99, int Won, int Timeouts,
         double Published, double Delivered, double KiBIn, double KiBOut, double RouterCpuMs, double AdapterCpuMs,
-        double? StoppedSeconds = null, int? NotWon = null);
+        double? StoppedSeconds = null, int? NotWon = null, double? BrokerCpuMs = null);
 
     public static async Task<int> Run(string[] args)
     {
