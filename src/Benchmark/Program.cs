@@ -189,7 +189,14 @@ foreach (var channel in open)
 // --overload-rate fixes the offered rate (for A/B runs: twice a saturation measured over seconds varies run to run).
 var overloadRate = fixedOverloadRate > 0 ? fixedOverloadRate : (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
 Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {rate} calls/s for 3 s");
+// Where the box's two cores go while it is overloaded: the calls shed cost ARI work too (README "Overload").
+var overloadCpu0 = (Router: routers.Sum(r => r.CpuSeconds), Adapter: adapter.CpuSeconds, Broker: brokerPid is { } b0 ? ProcessCpu.CpuSeconds(b0) : double.NaN,
+    Bench: ProcessCpu.CpuSeconds(Environment.ProcessId), Clock: Stopwatch.StartNew());
 var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
+var overloadWall = overloadCpu0.Clock.Elapsed.TotalSeconds;
+var overloadCpu = (Router: (routers.Sum(r => r.CpuSeconds) - overloadCpu0.Router) / overloadWall, Adapter: (adapter.CpuSeconds - overloadCpu0.Adapter) / overloadWall,
+    Broker: brokerPid is { } b1 ? (ProcessCpu.CpuSeconds(b1) - overloadCpu0.Broker) / overloadWall : double.NaN,
+    Bench: (ProcessCpu.CpuSeconds(Environment.ProcessId) - overloadCpu0.Bench) / overloadWall);
 var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
 // Past capacity some calls may never leave: the run reports them rather than stopping here.
 await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
@@ -236,7 +243,7 @@ string Report()
     b.AppendLine($"Machine: {Environment.ProcessorCount} cores ({cpuModel}), {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1 << 30)} GiB; 1-minute load average {loadBefore} before, {loadAfter} after; RabbitMQ, router, adapter, simulator and apps all on this box.");
     b.AppendLine($"Command: `./bench.sh {string.Join(' ', args.Where(a => !a.EndsWith(".dll")))}`; broker: {(clusterNodes == "" ? "one node, classic queues" : $"three-node cluster ({clusterNodes}), quorum queues")}; {(database is null ? "in-memory saga, one router, no CDRs" : $"saga state in PostgreSQL, {routerCount} router process(es), CDRs written")}; {appCount} racing apps.").AppendLine();
     b.AppendLine("| run | offered | calls/s achieved | p50 ms | p90 ms | p99 ms | max ms | p50 / floor p50 | timeouts | double wins | router CPU | adapter CPU |");
-    b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     b.AppendLine($"| raw 3-hop floor ({sample.Length} B) | {rate}/s | {rate} | {P(floor, .5):F2} | {P(floor, .9):F2} | {P(floor, .99):F2} | {Max(floor):F2} | 1.0 | – | – | – | – |");
     b.AppendLine($"| fixed rate | {rate}/s | {Achieved(fixedRun):F0} | {P(fixedLatency, .5):F2} | {P(fixedLatency, .9):F2} | {P(fixedLatency, .99):F2} | {Max(fixedLatency):F2} | {P(fixedLatency, .5) / P(floor, .5):F1} | {Count(fixedRun, CallStatus.Timeout)} | {doubleWins} | {fixedCpu.Router:P0} | {fixedCpu.Adapter:P0} |");
     b.AppendLine($"| saturation | {inFlight} in flight | {achieved:F0} | {P(saturationLatency, .5):F2} | {P(saturationLatency, .9):F2} | {P(saturationLatency, .99):F2} | {Max(saturationLatency):F2} | {P(saturationLatency, .5) / P(floor, .5):F1} | {Count(saturationRun, CallStatus.Timeout)} | {doubleWins} | {saturationCpu.Router:P0} | {saturationCpu.Adapter:P0} |");
@@ -248,15 +255,15 @@ string Report()
         b.AppendLine($"- Controlled calls (bridge-dial over the bus, 8 commands per call) at {controlledRate}/s for {controlledSeconds} s: {c.Completed:N0} of {c.Offered:N0} completed, {c.CallsPerSecond:F0} calls/s; command round trip (app → adapter → ARI → reply, {c.RoundTripsMs.Count:N0} commands) p50 {P(c.RoundTripsMs, .5):F2} ms, p99 {P(c.RoundTripsMs, .99):F2} ms, max {(c.RoundTripsMs.Count > 0 ? c.RoundTripsMs[^1] : double.NaN):F2} ms; {c.Failures} failed flows; left on the Asterisk afterwards: {c.LeftChannels} channels, {c.LeftBridges} bridges.");
     b.AppendLine(Overload());
     b.AppendLine().AppendLine($"Cost per routed call ({appCount} racing apps; steady state: measured after {warmUp.Calls + 1000:N0} warm-up calls over {warmUp.Seconds + 5:F0} s, once the runtime's tier-up compilation had gone quiet, which took router {warmUp.RouterTierUpSeconds:F1} s and adapter {warmUp.AdapterTierUpSeconds:F1} s of CPU since start; " +
-        $"CPU from the first call until the last call's timers have fired; broker: management API, whole virtual host, {(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}; broker CPU: the local RabbitMQ process, all its virtual hosts):").AppendLine();
-    b.AppendLine("| offered | calls | p50 / p99 ms | router CPU ms | adapter CPU ms | router + adapter ms | broker CPU ms | published | delivered | KiB in | KiB out | ARI requests |");
-    b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        $"CPU from the first call until the last call's timers have fired; broker: management API, whole virtual host, {(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}; broker CPU: the local RabbitMQ process, all its virtual hosts; simulator + apps: this benchmark process, which stands in for Asterisk and runs the racing apps):").AppendLine();
+    b.AppendLine("| offered | calls | p50 / p99 ms | router CPU ms | adapter CPU ms | router + adapter ms | broker CPU ms | simulator + apps CPU ms | published | delivered | KiB in | KiB out | ARI requests |");
+    b.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     foreach (var cost in costs)
     {
         var latency = Latencies(cost.Run, CallStatus.Success);
         double calls = cost.Run.Count;
         b.AppendLine($"| {cost.Rate}/s | {calls:N0} | {P(latency, .5):F2} / {P(latency, .99):F2} | {cost.RouterCpuSeconds * 1000 / calls:F2} | {cost.AdapterCpuSeconds * 1000 / calls:F2} | " +
-            $"{(cost.RouterCpuSeconds + cost.AdapterCpuSeconds) * 1000 / calls:F2} | {(double.IsNaN(cost.BrokerCpuSeconds) ? "–" : $"{cost.BrokerCpuSeconds * 1000 / calls:F2}")} | {cost.Broker.Published / calls:F1} | {cost.Broker.Delivered / calls:F1} | " +
+            $"{(cost.RouterCpuSeconds + cost.AdapterCpuSeconds) * 1000 / calls:F2} | {(double.IsNaN(cost.BrokerCpuSeconds) ? "–" : $"{cost.BrokerCpuSeconds * 1000 / calls:F2}")} | {cost.BenchmarkCpuSeconds * 1000 / calls:F2} | {cost.Broker.Published / calls:F1} | {cost.Broker.Delivered / calls:F1} | " +
             $"{cost.Broker.BytesIn / calls / 1024:F1} | {cost.Broker.BytesOut / calls / 1024:F1} | {cost.AriRequests / calls:F1} |");
     }
     b.AppendLine();
@@ -280,7 +287,8 @@ string Overload()
         $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms; " +
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
         $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
-        $"still in Stasis 60 s later: {stranded}.";
+        $"still in Stasis 60 s later: {stranded}. CPU while it was offered (% of one core; the box has {Environment.ProcessorCount * 100} %): router {overloadCpu.Router:P0}, adapter {overloadCpu.Adapter:P0}, " +
+        $"broker {(double.IsNaN(overloadCpu.Broker) ? "–" : $"{overloadCpu.Broker:P0}")}, simulator + apps {overloadCpu.Bench:P0}.";
 }
 
 // One fixed-rate run with its cost: CPU and broker totals from the first call until the timers of the last call (its
@@ -293,15 +301,17 @@ async Task<CallCost> Cost(int perSecond, int forSeconds)
     await Task.Delay(TimeSpan.FromSeconds(6));
     var (router0, adapter0, broker0, ari0) = (routers.Sum(r => r.CpuSeconds), adapter.CpuSeconds, await BrokerTotals(broker), ari.RestRequestCount);
     var brokerCpu0 = brokerPid is { } pid ? ProcessCpu.CpuSeconds(pid) : double.NaN;
+    var ownCpu0 = ProcessCpu.CpuSeconds(Environment.ProcessId);
     var clock = Stopwatch.StartNew();
     var run = await Offer(perSecond, perSecond * forSeconds, _ => ["timeout=2000", raceFilter]);
     var (routerRun, adapterRun, wall) = (routers.Sum(r => r.CpuSeconds) - router0, adapter.CpuSeconds - adapter0, clock.Elapsed.TotalSeconds);
     await Task.Delay(TimeSpan.FromSeconds(16));
     var broker1 = await BrokerTotals(broker);
     var brokerCpu = brokerPid is { } node ? ProcessCpu.CpuSeconds(node) - brokerCpu0 : double.NaN;
+    var ownCpu = ProcessCpu.CpuSeconds(Environment.ProcessId) - ownCpu0;
     return new CallCost(perSecond, run, (routerRun / wall, adapterRun / wall), routers.Sum(r => r.CpuSeconds) - router0, adapter.CpuSeconds - adapter0,
         (broker1.Published - broker0.Published, broker1.Delivered - broker0.Delivered, broker1.BytesIn - broker0.BytesIn, broker1.BytesOut - broker0.BytesOut),
-        ari.RestRequestCount - ari0, brokerCpu);
+        ari.RestRequestCount - ari0, brokerCpu, ownCpu);
 }
 
 // After start the runtime compiles the hot methods again, optimised, on a background thread ("tiered compilation"); on
@@ -528,5 +538,6 @@ static async Task<BrokerOptions> FreshVirtualHost(BrokerOptions broker)
 }
 
 /// <param name="BrokerCpuSeconds">The local RabbitMQ node's CPU over the same window (NaN when it is not on this machine or in containers).</param>
+/// <param name="BenchmarkCpuSeconds">This process's CPU over the same window: the ARI simulator standing in for Asterisk, the racing apps and the load.</param>
 internal sealed record CallCost(int Rate, List<Sim.SimChannel> Run, (double Router, double Adapter) Cpu, double RouterCpuSeconds, double AdapterCpuSeconds,
-    (double Published, double Delivered, double BytesIn, double BytesOut) Broker, int AriRequests, double BrokerCpuSeconds);
+    (double Published, double Delivered, double BytesIn, double BytesOut) Broker, int AriRequests, double BrokerCpuSeconds, double BenchmarkCpuSeconds);
