@@ -284,7 +284,7 @@ string Overload()
     var firstSecond = afterOverload.Take(rate).ToList();
     var firstLatency = Latencies(firstSecond, CallStatus.Success);
     return $"- Overload (open loop, {overloadRate}/s = {(fixedOverloadRate > 0 ? $"{overloadRate / best:F1} times" : "twice")} the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = {goodput / best:P0} of the saturation rate ({best:F0}/s); " +
-        $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms; " +
+        $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms ({Breakdown(won)}); " +
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
         $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
         $"still in Stasis 60 s later: {stranded}. CPU while it was offered (% of one core; the box has {Environment.ProcessorCount * 100} %): router {overloadCpu.Router:P0}, adapter {overloadCpu.Adapter:P0}, " +
@@ -425,6 +425,11 @@ async Task WaitUntilRouted()
 // StasisStart → broadcast at the winner → its answer (claim read, saga) → continue executed (router → adapter → ARI).
 string Breakdown(List<Sim.SimChannel> channels)
 {
+    // The adapter stamps BroadcastAt (UTC) as it publishes; the simulator's StasisStart is a Stopwatch timestamp, put on
+    // the same clock through one pair of readings (same machine, so the two clocks agree to well under a millisecond).
+    var (utcNow, stopwatchNow) = (DateTimeOffset.UtcNow, Stopwatch.GetTimestamp());
+    var broadcasts = racers.SelectMany(a => a.Broadcasts).GroupBy(b => b.CallId).ToDictionary(g => g.Key, g => g.First().BroadcastAt);
+    var published = new List<double>();
     var offered = new List<double>();
     var answered = new List<double>();
     var handedOver = new List<double>();
@@ -434,13 +439,16 @@ string Breakdown(List<Sim.SimChannel> channels)
         if (!winner.Timings.TryGetValue(Guid.Parse(Var(channel, "ROUTER_CALL_ID")), out var t) || t.Answered == 0)
             continue;
         offered.Add(Stopwatch.GetElapsedTime(channel.StasisStartTimestamp, t.Offered).TotalMilliseconds);
+        if (broadcasts.TryGetValue(Guid.Parse(Var(channel, "ROUTER_CALL_ID")), out var broadcastAt))
+            published.Add((broadcastAt - (utcNow - Stopwatch.GetElapsedTime(channel.StasisStartTimestamp, stopwatchNow))).TotalMilliseconds);
         answered.Add(Stopwatch.GetElapsedTime(t.Offered, t.Answered).TotalMilliseconds);
         handedOver.Add(Stopwatch.GetElapsedTime(t.Offered, channel.HandoverTimestamp).TotalMilliseconds);
     }
+    published.Sort();
     offered.Sort();
     answered.Sort();
     handedOver.Sort();
-    return $"StasisStart → broadcast at the app p50 {P(offered, .5):F2} ms; broadcast → claim answered p50 {P(answered, .5):F2} ms; broadcast → continue executed p50 {P(handedOver, .5):F2} ms";
+    return $"StasisStart → broadcast published by the adapter p50 {P(published, .5):F2} ms; StasisStart → broadcast at the app p50 {P(offered, .5):F2} ms; broadcast → claim answered p50 {P(answered, .5):F2} ms; broadcast → continue executed p50 {P(handedOver, .5):F2} ms";
 }
 
 static List<double> Latencies(List<Sim.SimChannel> channels, string status) =>
