@@ -141,24 +141,32 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
         return Task.CompletedTask;
     }
 
-    private async Task OnBroadcast(BasicDeliverEventArgs delivery)
+    private Task OnBroadcast(BasicDeliverEventArgs delivery)
     {
         if (delivery.BasicProperties.Type == Topology.Types.CallClaimed)
         {
             ClaimedNotices.Enqueue(JsonSerializer.Deserialize<CallClaimed>(delivery.Body.Span, Wire.Json)!);
-            return;
+            return Task.CompletedTask;
         }
         if (delivery.BasicProperties.Type == Topology.Types.CallFailed)
         {
             FailedNotices.Enqueue(JsonSerializer.Deserialize<CallFailed>(delivery.Body.Span, Wire.Json)!);
-            return;
+            return Task.CompletedTask;
         }
         var broadcast = JsonSerializer.Deserialize<CallBroadcast>(delivery.Body.Span, Wire.Json)!;
         Timings[broadcast.CallId] = (Stopwatch.GetTimestamp(), 0);
         Broadcasts.Enqueue(broadcast);
         BroadcastReceived?.Invoke(broadcast);
         if (AutoClaim)
-            await Claim(broadcast.CallId);
+        {
+            // Sent, not waited for: the answer comes on the reply queue (OnReply), so this consumer slot takes the next
+            // broadcast at once. Waiting for it held one of the 16 slots per claim round trip, which capped the app at
+            // 16 ÷ round trip broadcasts/s: past that they queued inside this process (issue 12, overload run).
+            var answer = Claim(broadcast.CallId);
+            _ = answer.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        return Task.CompletedTask;
     }
 
     public async ValueTask DisposeAsync()
