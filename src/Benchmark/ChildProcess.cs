@@ -69,7 +69,7 @@ public sealed class ChildProcess : IAsyncDisposable
 /// <summary>CPU time read from /proc (Linux), for processes the benchmark did not start as well as for its own.</summary>
 public static class ProcessCpu
 {
-    private static readonly double TicksPerSecond = 100; // USER_HZ: 100 on every Linux the runtime supports
+    private const double TicksPerSecond = 100; // USER_HZ: 100 on every Linux the runtime supports
 
     /// <summary>utime + stime of one process (all its threads), in seconds.</summary>
     public static double CpuSeconds(int pid) => Ticks($"/proc/{pid}/stat") / TicksPerSecond;

@@ -191,13 +191,9 @@ foreach (var channel in open)
 var overloadRate = fixedOverloadRate > 0 ? fixedOverloadRate : (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
 Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {rate} calls/s for 3 s");
 // Where the box's two cores go while it is overloaded: the calls shed cost ARI work too (README "Overload").
-var overloadCpu0 = (Router: routers.Sum(r => r.CpuSeconds), Adapter: adapter.CpuSeconds, Broker: brokerPid is { } b0 ? ProcessCpu.CpuSeconds(b0) : double.NaN,
-    Bench: ProcessCpu.CpuSeconds(Environment.ProcessId), Clock: Stopwatch.StartNew());
+var (overloadCpu0, overloadClock) = (CpuNow(), Stopwatch.StartNew());
 var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
-var overloadWall = overloadCpu0.Clock.Elapsed.TotalSeconds;
-var overloadCpu = (Router: (routers.Sum(r => r.CpuSeconds) - overloadCpu0.Router) / overloadWall, Adapter: (adapter.CpuSeconds - overloadCpu0.Adapter) / overloadWall,
-    Broker: brokerPid is { } b1 ? (ProcessCpu.CpuSeconds(b1) - overloadCpu0.Broker) / overloadWall : double.NaN,
-    Bench: (ProcessCpu.CpuSeconds(Environment.ProcessId) - overloadCpu0.Bench) / overloadWall);
+var overloadCpu = (CpuNow() - overloadCpu0) / overloadClock.Elapsed.TotalSeconds;
 var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
 // Past capacity some calls may never leave: the run reports them rather than stopping here.
 await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
@@ -289,7 +285,7 @@ string Overload()
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
         $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
         $"still in Stasis 60 s later: {stranded}. CPU while it was offered (% of one core; the box has {Environment.ProcessorCount * 100} %): router {overloadCpu.Router:P0}, adapter {overloadCpu.Adapter:P0}, " +
-        $"broker {(double.IsNaN(overloadCpu.Broker) ? "–" : $"{overloadCpu.Broker:P0}")}, simulator + apps {overloadCpu.Bench:P0}.";
+        $"broker {(double.IsNaN(overloadCpu.Broker) ? "–" : $"{overloadCpu.Broker:P0}")}, simulator + apps {overloadCpu.Benchmark:P0}.";
 }
 
 // One fixed-rate run with its cost: CPU and broker totals from the first call until the timers of the last call (its
@@ -300,20 +296,21 @@ async Task<CallCost> Cost(int perSecond, int forSeconds)
     // The management API adds up each channel's counts every 5 s (collect_statistics_interval): read sooner after the
     // warm-up or the raw floor, its totals would still miss some of their messages, and this run would count them.
     await Task.Delay(TimeSpan.FromSeconds(6));
-    var (router0, adapter0, broker0, ari0) = (routers.Sum(r => r.CpuSeconds), adapter.CpuSeconds, await BrokerTotals(broker), ari.RestRequestCount);
-    var brokerCpu0 = brokerPid is { } pid ? ProcessCpu.CpuSeconds(pid) : double.NaN;
-    var ownCpu0 = ProcessCpu.CpuSeconds(Environment.ProcessId);
+    var (cpu0, broker0, ari0) = (CpuNow(), await BrokerTotals(broker), ari.RestRequestCount);
     var clock = Stopwatch.StartNew();
     var run = await Offer(perSecond, perSecond * forSeconds, _ => ["timeout=2000", raceFilter]);
-    var (routerRun, adapterRun, wall) = (routers.Sum(r => r.CpuSeconds) - router0, adapter.CpuSeconds - adapter0, clock.Elapsed.TotalSeconds);
+    var (during, wall) = (CpuNow() - cpu0, clock.Elapsed.TotalSeconds);
     await Task.Delay(TimeSpan.FromSeconds(16));
     var broker1 = await BrokerTotals(broker);
-    var brokerCpu = brokerPid is { } node ? ProcessCpu.CpuSeconds(node) - brokerCpu0 : double.NaN;
-    var ownCpu = ProcessCpu.CpuSeconds(Environment.ProcessId) - ownCpu0;
-    return new CallCost(perSecond, run, (routerRun / wall, adapterRun / wall), routers.Sum(r => r.CpuSeconds) - router0, adapter.CpuSeconds - adapter0,
+    var cpu = CpuNow() - cpu0;
+    return new CallCost(perSecond, run, (during.Router / wall, during.Adapter / wall), cpu.Router, cpu.Adapter,
         (broker1.Published - broker0.Published, broker1.Delivered - broker0.Delivered, broker1.BytesIn - broker0.BytesIn, broker1.BytesOut - broker0.BytesOut),
-        ari.RestRequestCount - ari0, brokerCpu, ownCpu);
+        ari.RestRequestCount - ari0, cpu.Broker, cpu.Benchmark);
 }
+
+// CPU seconds so far of the routers, the adapter, the local broker (NaN when it is not a process here) and this process.
+CpuTotals CpuNow() => new(routers.Sum(r => r.CpuSeconds), adapter.CpuSeconds,
+    brokerPid is { } pid ? ProcessCpu.CpuSeconds(pid) : double.NaN, ProcessCpu.CpuSeconds(Environment.ProcessId));
 
 // After start the runtime compiles the hot methods again, optimised, on a background thread ("tiered compilation"); on
 // this box the adapter spent up to 0.75 ms per call there for half a minute after the first warm-up (issue 12, perf by
@@ -437,10 +434,11 @@ string Breakdown(List<Sim.SimChannel> channels)
     foreach (var channel in channels.Where(c => Var(c, "ROUTER_STATUS") == CallStatus.Success))
     {
         var winner = racers.First(a => a.Name == Var(channel, "ROUTER_WINNER"));
-        if (!winner.Timings.TryGetValue(Guid.Parse(Var(channel, "ROUTER_CALL_ID")), out var t) || t.Answered == 0)
+        var callId = Guid.Parse(Var(channel, "ROUTER_CALL_ID"));
+        if (!winner.Timings.TryGetValue(callId, out var t) || t.Answered == 0)
             continue;
         offered.Add(Stopwatch.GetElapsedTime(channel.StasisStartTimestamp, t.Offered).TotalMilliseconds);
-        if (broadcasts.TryGetValue(Guid.Parse(Var(channel, "ROUTER_CALL_ID")), out var broadcastAt))
+        if (broadcasts.TryGetValue(callId, out var broadcastAt))
             published.Add((broadcastAt - (utcNow - Stopwatch.GetElapsedTime(channel.StasisStartTimestamp, stopwatchNow))).TotalMilliseconds);
         answered.Add(Stopwatch.GetElapsedTime(t.Offered, t.Answered).TotalMilliseconds);
         handedOver.Add(Stopwatch.GetElapsedTime(t.Offered, channel.HandoverTimestamp).TotalMilliseconds);
@@ -548,5 +546,11 @@ static async Task<BrokerOptions> FreshVirtualHost(BrokerOptions broker)
 
 /// <param name="BrokerCpuSeconds">The local RabbitMQ node's CPU over the same window (NaN when it is not on this machine or in containers).</param>
 /// <param name="BenchmarkCpuSeconds">This process's CPU over the same window: the ARI simulator standing in for Asterisk, the racing apps and the load.</param>
+internal readonly record struct CpuTotals(double Router, double Adapter, double Broker, double Benchmark)
+{
+    public static CpuTotals operator -(CpuTotals a, CpuTotals b) => new(a.Router - b.Router, a.Adapter - b.Adapter, a.Broker - b.Broker, a.Benchmark - b.Benchmark);
+    public static CpuTotals operator /(CpuTotals a, double by) => new(a.Router / by, a.Adapter / by, a.Broker / by, a.Benchmark / by);
+}
+
 internal sealed record CallCost(int Rate, List<Sim.SimChannel> Run, (double Router, double Adapter) Cpu, double RouterCpuSeconds, double AdapterCpuSeconds,
     (double Published, double Delivered, double BytesIn, double BytesOut) Broker, int AriRequests, double BrokerCpuSeconds, double BenchmarkCpuSeconds);
