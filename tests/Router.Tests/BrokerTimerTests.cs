@@ -1,8 +1,11 @@
 using System.Diagnostics;
 using CallRouter.AsteriskAdapter.Calls;
+using CallRouter.Common;
 using CallRouter.Messages;
 using CallRouter.Router.Timers;
 using CallRouter.Tests.Infrastructure;
+using Dapper;
+using RabbitMQ.Client;
 using Xunit;
 
 namespace CallRouter.Tests;
@@ -13,7 +16,11 @@ public sealed class BrokerTimerTests : PostgresStackTest
     protected override bool SagasInPostgres => true;
 
     // A loaded machine must not make the adapter's fallback beat the router's timer: the point here is the wait queues.
-    protected override void Configure(RoutingStack stack) => stack.AdapterSettings["Adapter:FallbackGrace"] = "00:00:05";
+    protected override void Configure(RoutingStack stack)
+    {
+        stack.AdapterSettings["Adapter:FallbackGrace"] = "00:00:05";
+        stack.RouterSettings["Router:FinishedRetention"] = "00:00:03";
+    }
 
     [Fact]
     public async Task Distinct_timeouts_share_a_bounded_set_of_wait_queues_and_each_call_times_out_at_its_deadline()
@@ -41,5 +48,41 @@ public sealed class BrokerTimerTests : PostgresStackTest
         Assert.All(queues, q => Assert.Contains(q, allowed)); // one queue per distinct delay would include router.timers.1001ms
         Assert.Equal(45, allowed.Count);
         Assert.NotEmpty(queues);
+    }
+
+    [Fact]
+    public async Task A_won_call_gets_one_decision_however_its_deadline_comes_back_through_the_broker()
+    {
+        var sales = await Stack.AddApp("sales", autoClaim: false);
+        await using var connection = await Stack.Broker.Options.Factory("test BrokerTimerTests").CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var commands = (await channel.QueueDeclareAsync("", exclusive: true)).QueueName;
+        await channel.QueueBindAsync(commands, Topology.CommandExchange, "ghost-node");
+
+        // A 1 s deadline: it comes back from its wait queue after the claim has won, and before the call is forgotten
+        // (Router__FinishedRetention, 3 s after the decision), both through the router queue in due order.
+        var callId = Guid.NewGuid();
+        var now = DateTimeOffset.UtcNow;
+        var broadcast = new CallBroadcast(callId, "chan-1", "Local/1@x", "1", "A", "1000", "from-test", [], "ghost-node", "ast", null, false,
+            ["sales"], now, now, now.AddSeconds(1), 1000);
+        var properties = new BasicProperties
+        {
+            Type = Topology.Types.CallBroadcast,
+            Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(Topology.Types.CallBroadcast) },
+        };
+        await channel.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, properties, Wire.Serialize(broadcast));
+        Assert.True((await sales.Claim(callId)).Accepted);
+
+        await Eventually.True(async () => await SagaRows(callId) == 0, TimeSpan.FromSeconds(10), "the call was never forgotten");
+        var sent = new List<string>();
+        while (await channel.BasicGetAsync(commands, autoAck: true) is { } message)
+            sent.Add(message.BasicProperties.Type!);
+        Assert.Equal([Topology.Types.ClaimTally, Topology.Types.ContinueCall], sent.Order());
+    }
+
+    private async Task<long> SagaRows(Guid callId)
+    {
+        await using var connection = await Database.DataSource.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM call_sagas WHERE correlation_id = @callId", new { callId });
     }
 }

@@ -16,7 +16,7 @@ public abstract class MetricsExactTests : PostgresStackTest
     protected override void Configure(RoutingStack stack)
     {
         stack.RouterSettings["Router:UnknownCallGrace"] = "00:00:00.200";
-        // Forgotten (and so recorded) only after the won calls' 1 s deadline, when the decision is sent once more.
+        // Forgotten (and so recorded) only after the won calls' 1 s deadline.
         stack.RouterSettings["Router:FinishedRetention"] = "00:00:01.500";
         // The router's TIMEOUT decisions must reach the adapter before it falls back alone (which it would report as a
         // router-no-answer ending): a generous grace, as a loaded test machine can hold a decision for half a second.
@@ -51,7 +51,7 @@ public abstract class MetricsExactTests : PostgresStackTest
         Assert.Equal(RejectReason.Forbidden,
             (await beta.ClaimRaw(Wire.Serialize(new ClaimCall(wonCallId, Random(), null, null, null)), properties: p => p.UserId = null)).Reason);
 
-        // Every call is recorded once the router has forgotten it, after the won calls' deadline resend.
+        // Every call is recorded once the router has forgotten it, after the won calls' deadline.
         await WaitForCdrs(8, TimeSpan.FromSeconds(30));
         var router = await Scrape.Of(Stack.Router!);
         var unknown = RouterMetrics.UnknownApp;

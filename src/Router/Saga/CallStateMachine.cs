@@ -137,13 +137,14 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         During(Open, Claimed, Ended,
             Ignore(WindowClosed));
 
-        // At the deadline a claimed call is already handed over; the decision is sent once more in case the router
-        // that made it died before its ContinueCall left (the adapter ignores a decision for a call it has finished).
-        During(Claimed,
-            When(DeadlineReached)
-                .ThenAsync(context => Outbound.Continue(Out(context), context.Saga.Node!, Decision(context.Saga, context.Saga.WinningClaim), null, context.Saga.Audience)));
+        // A claimed call's deadline needs nothing: its decision leaves before its winning claim is acked (the in-memory
+        // outbox sends first), so a router that dies before the ContinueCall left has not acked that claim, and the claim,
+        // delivered again, gets the same decision sent again (Decide: the winner's claim again). A send the broker did not
+        // take because its node went away is sent again by UnconfirmedResender; past all that the adapter falls back at
+        // the deadline and its grace (router-no-answer), and the winner hears CallFailed (below).
+        During(Claimed, Ended,
+            Ignore(DeadlineReached));
         During(Ended,
-            Ignore(DeadlineReached),
             Ignore(EndReported));
 
         // The adapter sent a decided call back to the dialplan without it: it restarted before handing it over (FAILED),
@@ -190,8 +191,8 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         // whatever the two clocks say (as long as the decision travels in less than the grace).
         var receivedAt = _clock.GetUtcNow() - context.ReceiveContext.ElapsedTime;
         call.Deadline = _adapterClocks.DeadlineOf(broadcast, receivedAt);
-        // A won call's deadline only resends the decision, in case a router died before its ContinueCall left: with
-        // sagas in this process, such a death takes the saga with it, so in-process timers skip it (no second decision).
+        // A won call's deadline does nothing (see During(Claimed)): in-process timers skip it, broker timers cannot and
+        // it is ignored when it comes back.
         return _timers.Schedule(context, call.Deadline.Value, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId),
             obsolete: () => call.Winner is not null);
     }
