@@ -189,12 +189,14 @@ foreach (var channel in open)
 // the memory it leaves behind does not count in the RSS figures above.
 // --overload-rate fixes the offered rate (for A/B runs: twice a saturation measured over seconds varies run to run).
 var overloadRate = fixedOverloadRate > 0 ? fixedOverloadRate : (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
-Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {rate} calls/s for 3 s");
+// --overload-seconds 0 skips it (and its line in the report).
+if (overloadSeconds > 0)
+    Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {rate} calls/s for 3 s");
 // Where the box's two cores go while it is overloaded: the calls shed cost ARI work too (README "Overload").
 var (overloadCpu0, overloadClock) = (CpuNow(), Stopwatch.StartNew());
-var overloadRun = await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false);
+var overloadRun = overloadSeconds > 0 ? await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false) : [];
 var overloadCpu = (CpuNow() - overloadCpu0) / overloadClock.Elapsed.TotalSeconds;
-var afterOverload = await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false);
+var afterOverload = overloadSeconds > 0 ? await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false) : [];
 // Past capacity some calls may never leave: the run reports them rather than stopping here.
 await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
 var stranded = overloadRun.Concat(afterOverload).Count(c => !c.Handover.IsCompleted);
@@ -250,7 +252,8 @@ string Report()
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     if (controlled is { } c)
         b.AppendLine($"- Controlled calls (bridge-dial over the bus, 8 commands per call) at {controlledRate}/s for {controlledSeconds} s: {c.Completed:N0} of {c.Offered:N0} completed, {c.CallsPerSecond:F0} calls/s; command round trip (app → adapter → ARI → reply, {c.RoundTripsMs.Count:N0} commands) p50 {P(c.RoundTripsMs, .5):F2} ms, p99 {P(c.RoundTripsMs, .99):F2} ms, max {(c.RoundTripsMs.Count > 0 ? c.RoundTripsMs[^1] : double.NaN):F2} ms; {c.Failures} failed flows; left on the Asterisk afterwards: {c.LeftChannels} channels, {c.LeftBridges} bridges.");
-    b.AppendLine(Overload());
+    if (overloadSeconds > 0)
+        b.AppendLine(Overload());
     b.AppendLine().AppendLine($"Cost per routed call ({appCount} racing apps; steady state: measured after {warmUp.Calls + 1000:N0} warm-up calls over {warmUp.Seconds + 5:F0} s, once the runtime's tier-up compilation had gone quiet, which took router {warmUp.RouterTierUpSeconds:F1} s and adapter {warmUp.AdapterTierUpSeconds:F1} s of CPU since start; " +
         $"CPU from the first call until the last call's timers have fired; broker: management API, whole virtual host, {(clusterNodes == "" ? "one node" : "all nodes, client traffic only")}; broker CPU: the local RabbitMQ process, all its virtual hosts; simulator + apps: this benchmark process, which stands in for Asterisk and runs the racing apps):").AppendLine();
     b.AppendLine("| offered | calls | p50 / p99 ms | router CPU ms | adapter CPU ms | router + adapter ms | broker CPU ms | simulator + apps CPU ms | published | delivered | KiB in | KiB out | ARI requests |");
