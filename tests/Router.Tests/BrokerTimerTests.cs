@@ -65,12 +65,7 @@ public sealed class BrokerTimerTests : PostgresStackTest
         var now = DateTimeOffset.UtcNow;
         var broadcast = new CallBroadcast(callId, "chan-1", "Local/1@x", "1", "A", "1000", "from-test", [], "ghost-node", "ast", null, false,
             ["sales"], now, now, now.AddSeconds(1), 1000);
-        var properties = new BasicProperties
-        {
-            Type = Topology.Types.CallBroadcast,
-            Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(Topology.Types.CallBroadcast) },
-        };
-        await channel.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, properties, Wire.Serialize(broadcast));
+        await TestBroker.PublishToRouter(channel, broadcast);
         Assert.True((await sales.Claim(callId)).Accepted);
 
         await Eventually.True(async () => await SagaRows(callId) == 0, TimeSpan.FromSeconds(10), "the call was never forgotten");

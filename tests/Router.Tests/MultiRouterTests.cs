@@ -138,11 +138,6 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
         var factory = new RabbitMQ.Client.ConnectionFactory { HostName = o.Host, Port = o.Port, VirtualHost = o.VirtualHost, UserName = o.User, Password = o.Password };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
-        var properties = new RabbitMQ.Client.BasicProperties
-        {
-            Type = Topology.Types.CallBroadcast,
-            Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(Topology.Types.CallBroadcast) },
-        };
 
         // Both claims of each call go out first (the two routers take them in turns), the broadcast 100 ms later.
         var calls = new List<(Task<ClaimReply> Sales, Task<ClaimReply> Support)>();
@@ -154,7 +149,7 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
             var now = DateTimeOffset.UtcNow;
             var broadcast = new CallBroadcast(callId, $"chan-{i}", "Local/1@x", "1", "A", "1000", "from-test", [], "ghost-node", "ast", null, false,
                 ["sales", "support"], now, now, now.AddSeconds(5), 5000);
-            await channel.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, properties, Wire.Serialize(broadcast));
+            await TestBroker.PublishToRouter(channel, broadcast);
         }
 
         foreach (var (salesReply, supportReply) in calls)

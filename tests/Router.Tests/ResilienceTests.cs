@@ -64,12 +64,7 @@ public sealed class ResilienceTests : RoutingTest
         var now = DateTimeOffset.UtcNow;
         var broadcast = new CallBroadcast(callId, "chan-1", "Local/1@x", "1", "A", "1000", "from-test", [], "ghost-node", "ast", null, false,
             ["sales"], now, now, now.AddSeconds(5), 5000);
-        var properties = new BasicProperties
-        {
-            Type = Topology.Types.CallBroadcast,
-            Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(Topology.Types.CallBroadcast) },
-        };
-        await channel.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, properties, Wire.Serialize(broadcast));
+        await TestBroker.PublishToRouter(channel, broadcast);
 
         var reply = await claim;
         Assert.True(reply.Accepted, reply.Detail);

@@ -26,6 +26,20 @@ public sealed class TestBroker : IAsyncDisposable
 
     public BrokerOptions Options { get; }
 
+    /// <summary>
+    /// A broadcast straight to the router's binding (no adapter), typed as an adapter types it: for tests that need a call
+    /// the router knows, on a node no adapter serves.
+    /// </summary>
+    public static async Task PublishToRouter(IChannel channel, CallBroadcast broadcast)
+    {
+        var properties = new BasicProperties
+        {
+            Type = Topology.Types.CallBroadcast,
+            Headers = new Dictionary<string, object?> { [Topology.MessageTypeHeader] = Topology.MessageTypeUrn(Topology.Types.CallBroadcast) },
+        };
+        await channel.BasicPublishAsync(Topology.BroadcastExchange, Topology.RouterBroadcastKey, false, properties, Wire.Serialize(broadcast));
+    }
+
     public static async Task<TestBroker> Create()
     {
         var template = new BrokerOptions();
