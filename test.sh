@@ -12,6 +12,6 @@ set -e
 if [ "$status" -ne 0 ]; then
   echo
   echo "=== failed tests (full log: $log) ==="
-  grep -E -A 12 '^\s+Failed [A-Za-z]' "$log" || echo "(no test failed: the build or the test host did)"
+  grep -a -E -A 12 '^\s+Failed [A-Za-z]' "$log" || echo "(no test failed: the build or the test host did)"
 fi
 exit "$status"

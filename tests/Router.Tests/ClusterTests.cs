@@ -102,7 +102,7 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
         {
             await Eventually.True(() => Won(calls) >= 100, TimeSpan.FromSeconds(60), "no routing before the fault");
             var faultAt = Stopwatch.GetTimestamp();
-            _trace.Add($"fault: rabbit{leader} {what}");
+            _trace.Add($"fault: rabbit{leader} {what} (nodes on ports {string.Join(", ", cluster.Ports.Select((port, i) => $"rabbit{i + 1} {port}"))})");
             await fault(leader);
             // Routing resumes: after the last call the fault cost, 100 calls in a row are won.
             var resumedAt = 0L;

@@ -1,3 +1,5 @@
+using CallRouter.AriSimulator;
+using CallRouter.AsteriskAdapter.Broker;
 using CallRouter.AsteriskAdapter.Calls;
 using CallRouter.Common;
 using CallRouter.Messages;
@@ -15,7 +17,8 @@ namespace CallRouter.Tests;
 /// <see cref="StalledConnectionBreaker"/> (issue 13): with quorum queues, a send that ran past its deadline on an open
 /// connection makes the router reconnect (after a partition RabbitMQ 3.x can leave a channel that never confirms again),
 /// once per quiet period; a send failed by a closed connection does not (MassTransit reconnects by itself). The router
-/// routes on the new connection. The partition test in ClusterTests is the whole story.
+/// routes on the new connection. The adapter replaces its publishing connection for the same reason. The partition test in
+/// ClusterTests is the whole story.
 /// </summary>
 public sealed class StalledConnectionTests : IAsyncLifetime
 {
@@ -57,11 +60,50 @@ public sealed class StalledConnectionTests : IAsyncLifetime
         Assert.Equal(CallStatus.Success, await Routed());
     }
 
-    private async Task<string> Routed()
+    // The adapter's half: a confirm that never came on an open connection replaces its publishing connection (broadcasts,
+    // confirmed call events, records), once per quiet period; its consuming connection stays. It routes, and records
+    // calls, on the new one.
+    [Fact]
+    public async Task A_confirm_that_never_came_on_an_open_connection_makes_the_adapter_publish_on_a_new_connection_once_and_route_on()
+    {
+        var broker = _stack.Adapter!.Services.GetRequiredService<AdapterBroker>();
+        await _stack.AddApp("sales");
+        Assert.Equal(CallStatus.Success, await Routed());
+        var consuming = $"{broker.ConnectionName} ";
+        var publishing = $"{broker.ConnectionName} publishing ";
+        string[] before = [];
+        await Eventually.True(async () => (before = await AdapterConnections()).Length == 2, TimeSpan.FromSeconds(30), "the adapter's two connections are not listed");
+
+        broker.ConfirmTimedOut();
+        broker.ConfirmTimedOut(); // within the quiet period: no second replacement
+
+        string[] after = [];
+        await Eventually.True(async () => (after = await AdapterConnections()).Length == 2 && !after.Contains(before.Single(c => c.StartsWith(publishing))),
+            TimeSpan.FromSeconds(30), () => $"the adapter did not replace its publishing connection: before {string.Join(", ", before)}; after {string.Join(", ", after)}");
+        Assert.Equal(before.Single(c => c.StartsWith(consuming, StringComparison.Ordinal) && !c.StartsWith(publishing, StringComparison.Ordinal)),
+            after.Single(c => c.StartsWith(consuming, StringComparison.Ordinal) && !c.StartsWith(publishing, StringComparison.Ordinal)));
+        Assert.Single(after, c => c.StartsWith(publishing, StringComparison.Ordinal));
+        Assert.Equal(1, broker.PublisherReplacements);
+
+        var call = await Route();
+        Assert.Equal(CallStatus.Success, call.Variables[CallHandover.StatusVariable]);
+        await _stack.Ari.HangupAsync(call.Id);
+        var callId = call.Variables[CallHandover.CallIdVariable];
+        await Eventually.True(async () => (await _stack.Broker.GetQueueMessages(Topology.RecordQueue)).Contains(callId, StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the call's record was not published on the new connection");
+    }
+
+    /// <summary>The adapter's connections as the broker lists them: the name the adapter gave each, then the broker's.</summary>
+    private async Task<string[]> AdapterConnections() =>
+        [.. (await _stack.Broker.ConnectionNames()).Where(c => c.StartsWith("adapter ", StringComparison.Ordinal))];
+
+    private async Task<string> Routed() => (await Route()).Variables[CallHandover.StatusVariable];
+
+    private async Task<SimChannel> Route()
     {
         var channel = _stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=5000"]);
         await channel.Handover.WaitAsync(TimeSpan.FromSeconds(30));
-        return channel.Variables[CallHandover.StatusVariable];
+        return channel;
     }
 
     private async Task<string[]> RouterConnections() =>

@@ -8,52 +8,45 @@ using RabbitMQ.Client.Events;
 
 namespace CallRouter.AsteriskAdapter.Broker;
 
-/// <summary>The adapter's side of RabbitMQ: declares its topology, publishes broadcasts and call events, consumes commands and heartbeats.</summary>
+/// <summary>
+/// The adapter's side of RabbitMQ: declares its topology, publishes broadcasts and call events, consumes commands and
+/// heartbeats. Two connections, as RabbitMQ advises: one consumes (and carries call control), one publishes, so flow
+/// control on publishes never holds up deliveries and acks, and a publishing connection that stalls can be replaced
+/// without touching the consumers.
+/// </summary>
 public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<AdapterOptions> adapter, ILogger<AdapterBroker> logger) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _publishLock = new(1, 1);
     private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
     private IConnection? _connection;
-    private IChannel? _publish;
     private IChannel? _consume;
+    private IConnection? _publisher;
+    private IChannel? _publish;
     private IChannel? _records;
 
-    /// <summary>True while the RabbitMQ connection is open (false before it is made and while it recovers).</summary>
-    public bool IsConnected => _connection?.IsOpen == true;
+    /// <summary>True while both RabbitMQ connections are open (false before they are made and while one recovers).</summary>
+    public bool IsConnected => _connection?.IsOpen == true && _publisher?.IsOpen == true;
 
     public string CommandQueue => Topology.AdapterQueue(adapter.Value.Node);
     public string CommandErrorQueue => CommandQueue + "_error";
     public string HeartbeatErrorQueue => Topology.HeartbeatExchange + "_error";
 
+    /// <summary>The client-provided name of the consuming connection (the publishing one adds " publishing").</summary>
+    public string ConnectionName => $"adapter {adapter.Value.Node} {_instance}";
+
     /// <param name="onRecovered">Runs after the connection recovered (its consumers, heartbeats included, resumed).</param>
     public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onHeartbeat, Action onRecovered,
         CancellationToken cancellationToken)
     {
-        var b = broker.Value;
         // Any node of the list; automatic recovery moves to another when this one goes away.
-        _connection = await b.Connect($"adapter {adapter.Value.Node} {_instance}", dispatchConcurrency: 64, cancellationToken);
-        _connection.ConnectionRecoveryErrorAsync += (_, args) =>
-        {
-            logger.LogWarning("Adapter {Node}: RabbitMQ connection recovery failed, trying again: {Error}", adapter.Value.Node, args.Exception.Message);
-            return Task.CompletedTask;
-        };
-        _connection.ConnectionShutdownAsync += (_, args) =>
-        {
-            logger.LogWarning("Adapter {Node}: RabbitMQ connection lost ({Reason}); recovering", adapter.Value.Node, args.ReplyText);
-            return Task.CompletedTask;
-        };
+        _connection = await Connect(ConnectionName, dispatchConcurrency: 64, cancellationToken);
         _connection.RecoverySucceededAsync += (_, _) =>
         {
-            logger.LogInformation("Adapter {Node} reconnected to RabbitMQ", adapter.Value.Node);
-            // RabbitMQ.Client 7.2.2 loses track of publisher confirms on a channel it recovered (rabbitmq-dotnet-client
-            // #1930): every confirmed publish on it then times out. Confirmed publishes move to a channel opened afresh.
-            _ = Task.Run(ReopenConfirmedChannel);
             onRecovered();
             return Task.CompletedTask;
         };
-        _publish = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        (_publisher, _publish, _records) = await ConnectPublisher(cancellationToken);
         _consume = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        _records = await _connection.CreateChannelAsync(ConfirmedChannel, cancellationToken);
 
         await DeclareTopology(_consume, cancellationToken);
         await _consume.BasicQosAsync(0, 256, false, cancellationToken);
@@ -68,16 +61,70 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         var heartbeats = new AsyncEventingBasicConsumer(_consume);
         heartbeats.ReceivedAsync += (_, delivery) => onHeartbeat(delivery);
         await _consume.BasicConsumeAsync(heartbeatQueue, autoAck: false, heartbeats, cancellationToken);
-        logger.LogInformation("Adapter {Node} connected to RabbitMQ {Endpoint}", adapter.Value.Node, _connection.Endpoint);
+        logger.LogInformation("Adapter {Node} connected to RabbitMQ {Endpoint} (publishing through {PublishingEndpoint})",
+            adapter.Value.Node, _connection.Endpoint, _publisher.Endpoint);
+    }
+
+    /// <summary>A connection that logs its losses and recoveries.</summary>
+    private async Task<IConnection> Connect(string name, ushort dispatchConcurrency, CancellationToken cancellationToken)
+    {
+        var connection = await broker.Value.Connect(name, dispatchConcurrency, cancellationToken);
+        connection.ConnectionRecoveryErrorAsync += (_, args) =>
+        {
+            logger.LogWarning("{Connection}: RabbitMQ connection recovery failed, trying again: {Error}", name, args.Exception.Message);
+            return Task.CompletedTask;
+        };
+        connection.ConnectionShutdownAsync += (_, args) =>
+        {
+            if (args.Initiator != ShutdownInitiator.Application)
+                logger.LogWarning("{Connection}: RabbitMQ connection lost ({Reason}); recovering", name, args.ReplyText);
+            return Task.CompletedTask;
+        };
+        connection.RecoverySucceededAsync += (_, _) =>
+        {
+            logger.LogInformation("{Connection} reconnected to RabbitMQ {Endpoint}", name, connection.Endpoint);
+            return Task.CompletedTask;
+        };
+        return connection;
+    }
+
+    /// <summary>The publishing connection: one channel for broadcasts and parked messages, one with publisher confirms.</summary>
+    private async Task<(IConnection Connection, IChannel Publish, IChannel Records)> ConnectPublisher(CancellationToken cancellationToken)
+    {
+        var connection = await Connect(ConnectionName + " publishing", dispatchConcurrency: 1, cancellationToken);
+        try
+        {
+            // RabbitMQ.Client 7.2.2 loses track of publisher confirms on a channel it recovered (rabbitmq-dotnet-client
+            // #1930): every confirmed publish on it then times out. Confirmed publishes move to a channel opened afresh.
+            connection.RecoverySucceededAsync += (_, _) =>
+            {
+                _ = Task.Run(() => ReopenConfirmedChannel(connection));
+                return Task.CompletedTask;
+            };
+            var publish = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            var records = await connection.CreateChannelAsync(ConfirmedChannel, cancellationToken);
+            return (connection, publish, records);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
     }
 
     private static readonly CreateChannelOptions ConfirmedChannel = new(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true);
 
-    private async Task ReopenConfirmedChannel()
+    private async Task ReopenConfirmedChannel(IConnection connection)
     {
         try
         {
-            var stale = Interlocked.Exchange(ref _records, await _connection!.CreateChannelAsync(ConfirmedChannel));
+            var fresh = await connection.CreateChannelAsync(ConfirmedChannel);
+            if (connection != _publisher)
+            {
+                await fresh.DisposeAsync(); // replaced meanwhile (ReplacePublisher)
+                return;
+            }
+            var stale = Interlocked.Exchange(ref _records, fresh);
             if (stale is not null)
                 await stale.DisposeAsync();
         }
@@ -154,7 +201,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     /// </summary>
     public static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(5);
 
-    private static async Task Confirmed(Func<CancellationToken, ValueTask> publish)
+    private async Task Confirmed(Func<CancellationToken, ValueTask> publish)
     {
         using var deadline = new CancellationTokenSource(ConfirmTimeout);
         try
@@ -163,8 +210,73 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
+            ConfirmTimedOut();
             // Not a cancellation: the retries around this treat a cancelled publish as the adapter stopping.
             throw new TimeoutException($"RabbitMQ did not confirm the publish within {ConfirmTimeout.TotalSeconds} s");
+        }
+    }
+
+    /// <summary>
+    /// At most one new publishing connection per this long: the publishes in flight on the old one time out too, and a
+    /// connection opened before the majority has declared a cut-off node down can stall again soon after.
+    /// </summary>
+    public static readonly TimeSpan ReplaceQuiet = ConfirmTimeout;
+
+    private long _lastReplace = long.MinValue / 2; // the first stalled confirm may replace at once
+    private long _replacements;
+
+    /// <summary>How many times the adapter replaced its publishing connection after a confirm that never came (for tests and logs).</summary>
+    public long PublisherReplacements => Interlocked.Read(ref _replacements);
+
+    /// <summary>
+    /// A publish ran past <see cref="ConfirmTimeout"/> on an open connection. After a partition, RabbitMQ 3.x can leave
+    /// a channel whose sends to a quorum queue are taken and never enqueued, for good, confirmed or not
+    /// (rabbitmq-server#14589, fixed in 4.2); the channel then stays in flow control, the node stops reading the
+    /// connection, and even a new channel on it is never opened. So the whole publishing connection is replaced by a new
+    /// one (to any node of the list), once per <see cref="ReplaceQuiet"/>, as the router reconnects for the same reason
+    /// (StalledConnectionBreaker). A closed connection is left to automatic recovery. Only with quorum queues: on a
+    /// single node a confirm that late means the broker is blocking publishers (a memory or disk alarm), which a new
+    /// connection would not change.
+    /// </summary>
+    internal void ConfirmTimedOut()
+    {
+        if (_publisher?.IsOpen != true || !broker.Value.UsesQuorumQueues)
+            return;
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastReplace);
+        if (now - last >= ReplaceQuiet.TotalMilliseconds && Interlocked.CompareExchange(ref _lastReplace, now, last) == last)
+            _ = Task.Run(ReplacePublisher);
+    }
+
+    private async Task ReplacePublisher()
+    {
+        try
+        {
+            logger.LogWarning("Adapter {Node}: RabbitMQ did not confirm a publish within {Seconds} s on an open connection ({Endpoint}): "
+                + "publishing on a new connection", adapter.Value.Node, ConfirmTimeout.TotalSeconds, _publisher!.Endpoint);
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var (connection, publish, records) = await ConnectPublisher(deadline.Token);
+            IConnection? stale;
+            await _publishLock.WaitAsync();
+            try
+            {
+                stale = _publisher;
+                (_publisher, _publish) = (connection, publish);
+                Interlocked.Exchange(ref _records, records);
+            }
+            finally
+            {
+                _publishLock.Release();
+            }
+            Interlocked.Increment(ref _replacements);
+            logger.LogInformation("Adapter {Node} publishes through RabbitMQ {Endpoint}", adapter.Value.Node, connection.Endpoint);
+            // Its publishes still waiting for a confirm fail, and are retried on the new connection.
+            await Close(stale, "publishes not confirmed: publishing on a new connection");
+        }
+        catch (Exception exception)
+        {
+            logger.LogWarning("Adapter {Node}: no new publishing connection ({Error}); trying again at the next stalled confirm",
+                adapter.Value.Node, exception.Message);
         }
     }
 
@@ -230,17 +342,23 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
 
     public async ValueTask DisposeAsync()
     {
-        if (_connection is not null)
+        await Close(_connection, "adapter stopping");
+        await Close(_publisher, "adapter stopping");
+    }
+
+    /// <summary>Closes a connection without waiting long for a node that may not answer.</summary>
+    private async Task Close(IConnection? connection, string reason)
+    {
+        if (connection is null)
+            return;
+        try
         {
-            try
-            {
-                await _connection.CloseAsync();
-            }
-            catch (Exception exception)
-            {
-                logger.LogDebug(exception, "Closing the RabbitMQ connection failed");
-            }
-            _connection.Dispose();
+            await connection.CloseAsync(Constants.ReplySuccess, reason, TimeSpan.FromSeconds(2), abort: true);
         }
+        catch (Exception exception)
+        {
+            logger.LogDebug(exception, "Closing a RabbitMQ connection failed");
+        }
+        connection.Dispose();
     }
 }
