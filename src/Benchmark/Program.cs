@@ -539,12 +539,29 @@ static async Task DeleteVirtualHost(BrokerOptions broker)
 static async Task<BrokerOptions> FreshVirtualHost(BrokerOptions broker)
 {
     using var http = Management(broker);
+    await SweepStaleVirtualHosts(http);
     var vhost = $"bench-{DateTime.UtcNow:yyyyMMddHHmmss}";
     (await http.PutAsync($"vhosts/{vhost}", null)).EnsureSuccessStatusCode();
     (await http.PutAsync($"permissions/{vhost}/{Uri.EscapeDataString(broker.User)}",
         new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
     broker.VirtualHost = vhost;
     return broker;
+}
+
+// A run that was killed leaves its bench-* virtual host behind, with whatever it held (once 26,000 persistent records,
+// which every later run then shared the broker with). One that no client is connected to is deleted; one in use is
+// another benchmark's, running now, and stays.
+static async Task SweepStaleVirtualHosts(HttpClient http)
+{
+    using var vhosts = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("vhosts"));
+    foreach (var name in vhosts.RootElement.EnumerateArray().Select(v => v.GetProperty("name").GetString()!).Where(n => n.StartsWith("bench-", StringComparison.Ordinal)))
+    {
+        using var connections = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"vhosts/{Uri.EscapeDataString(name)}/connections"));
+        if (connections.RootElement.GetArrayLength() > 0)
+            continue;
+        (await http.DeleteAsync($"vhosts/{Uri.EscapeDataString(name)}")).EnsureSuccessStatusCode();
+        Console.Error.WriteLine($"Deleted {name}, a virtual host a killed benchmark left behind");
+    }
 }
 
 /// <param name="BrokerCpuSeconds">The local RabbitMQ node's CPU over the same window (NaN when it is not on this machine or in containers).</param>

@@ -10,7 +10,8 @@ namespace CallRouter.AsteriskAdapter.Broker;
 
 /// <summary>
 /// The adapter's side of RabbitMQ: declares its topology, publishes broadcasts and call events, consumes commands and
-/// heartbeats. Two connections, as RabbitMQ advises: one consumes (and carries call control), one publishes, so flow
+/// heartbeats. Two connections, as RabbitMQ advises: one consumes (commands, heartbeats, call control's commands), one
+/// publishes (broadcasts, call events, CDRs, call control's events and replies, parked messages), so flow
 /// control on publishes never holds up deliveries and acks, and a publishing connection that stalls can be replaced
 /// without touching the consumers.
 /// </summary>
@@ -289,6 +290,20 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
         await Confirmed(token => _records!.BasicPublishAsync(Topology.RecordExchange, "", false, properties, Wire.Serialize(record), token));
     }
 
+    /// <summary>An unconfirmed publish on the publishing connection's one channel (in the order of the calls, for call control's events).</summary>
+    public async Task Publish(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body)
+    {
+        await _publishLock.WaitAsync();
+        try
+        {
+            await _publish!.BasicPublishAsync(exchange, routingKey, false, properties, body);
+        }
+        finally
+        {
+            _publishLock.Release();
+        }
+    }
+
     /// <summary>
     /// A parked message's properties: the reason in x-error, where it came from, and the sender's user_id moved to
     /// x-original-user-id (RabbitMQ refuses a publish whose user_id is not the adapter's own user).
@@ -313,16 +328,7 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     public async Task Park(BasicDeliverEventArgs delivery, string errorQueue, string reason)
     {
         logger.LogWarning("Parked a message in {Queue}: {Reason}", errorQueue, reason);
-        var properties = ParkedProperties(delivery, reason);
-        await _publishLock.WaitAsync();
-        try
-        {
-            await _publish!.BasicPublishAsync("", errorQueue, false, properties, delivery.Body);
-        }
-        finally
-        {
-            _publishLock.Release();
-        }
+        await Publish("", errorQueue, ParkedProperties(delivery, reason), delivery.Body);
         await Ack(delivery);
     }
 

@@ -10,14 +10,13 @@ using RabbitMQ.Client.Events;
 namespace CallRouter.AsteriskAdapter.Control;
 
 /// <summary>
-/// Call control's side of RabbitMQ, on the adapter's connection: consumes commands for this node (an exclusive queue, so
-/// commands for a stopped adapter become unroutable) and the unrouted ones, and publishes events and replies on one
-/// channel, so each call's events leave in ARI order.
+/// Call control's side of RabbitMQ: consumes commands for this node (an exclusive queue, so commands for a stopped
+/// adapter become unroutable) and the unrouted ones on the adapter's consuming connection, and publishes events and
+/// replies through <see cref="AdapterBroker.Publish"/> (one channel of the publishing connection, so each call's events
+/// leave in ARI order, and a stalled publishing connection is replaced for them too).
 /// </summary>
 public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterOptions> options, IOptions<BrokerOptions> broker, ILogger<ControlBroker> logger)
 {
-    private readonly SemaphoreSlim _publishLock = new(1, 1);
-    private IChannel? _publish;
     private IChannel? _consume;
 
     public string CommandQueue => Topology.AdapterControlQueue(options.Value.Node);
@@ -27,7 +26,6 @@ public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterO
 
     public async Task Start(Func<BasicDeliverEventArgs, Task> onCommand, Func<BasicDeliverEventArgs, Task> onUnrouted, CancellationToken cancellationToken)
     {
-        _publish = await adapterBroker.OpenChannel(cancellationToken);
         _consume = await adapterBroker.OpenChannel(cancellationToken);
         await Declare(_consume, broker.Value.DurableQueueArguments(), cancellationToken);
         await _consume.BasicQosAsync(0, 256, false, cancellationToken);
@@ -71,18 +69,8 @@ public sealed class ControlBroker(AdapterBroker adapterBroker, IOptions<AdapterO
 
     public Task Ack(BasicDeliverEventArgs delivery) => _consume!.BasicAckAsync(delivery.DeliveryTag, false).AsTask();
 
-    private async Task Publish(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body)
-    {
-        await _publishLock.WaitAsync();
-        try
-        {
-            await _publish!.BasicPublishAsync(exchange, routingKey, false, properties, body);
-        }
-        finally
-        {
-            _publishLock.Release();
-        }
-    }
+    private Task Publish(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body) =>
+        adapterBroker.Publish(exchange, routingKey, properties, body);
 
     private static BasicProperties Properties(string type, string? correlationId) => new()
     {
