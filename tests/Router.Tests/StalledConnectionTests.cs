@@ -84,6 +84,7 @@ public sealed class StalledConnectionTests : IAsyncLifetime
             after.Single(c => c.StartsWith(consuming, StringComparison.Ordinal) && !c.StartsWith(publishing, StringComparison.Ordinal)));
         Assert.Single(after, c => c.StartsWith(publishing, StringComparison.Ordinal));
         Assert.Equal(1, broker.PublisherReplacements);
+        Assert.Equal(1, (await Scrape.Of(_stack.Adapter!))["callrouter_adapter_broker_publisher_replacements_total"]);
 
         var call = await Route();
         Assert.Equal(CallStatus.Success, call.Variables[CallHandover.StatusVariable]);

@@ -48,7 +48,9 @@ public sealed class AdapterMetrics
         meter.CreateObservableGauge("callrouter.adapter.ari_connected", () => ari.IsConnected ? 1 : 0, null,
             "1 while the ARI WebSocket is connected");
         meter.CreateObservableGauge("callrouter.adapter.broker_connected", () => broker.IsConnected ? 1 : 0, null,
-            "1 while the RabbitMQ connection is open");
+            "1 while both RabbitMQ connections (consuming and publishing) are open");
+        meter.CreateObservableCounter("callrouter.adapter.broker_publisher_replacements", () => broker.PublisherReplacements, "{connection}",
+            "Publishing connections replaced because the broker stopped confirming publishes on an open one (a cluster after a partition)");
         meter.CreateObservableGauge("callrouter.adapter.live_apps",
             () => live.Snapshot().Select(a => new Measurement<int>(a.Live ? 1 : 0, new KeyValuePair<string, object?>("app", a.App))),
             "{app}", "1 for each app offered calls now (heartbeat recent enough), 0 for one heard before that went quiet");
