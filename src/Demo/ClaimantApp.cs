@@ -59,9 +59,6 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
     /// <summary>How long a heartbeat may wait for the broker's confirm before the app reconnects (quorum queues only).</summary>
     public static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>How many times the app opened a new connection because a heartbeat went unconfirmed.</summary>
-    public int Reconnects { get; private set; }
-
     public async Task Start(CancellationToken cancellationToken = default)
     {
         await Connect(cancellationToken);
@@ -150,7 +147,6 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
         {
             return; // no node takes connections right now: the next unconfirmed heartbeat tries again
         }
-        Reconnects++;
         if (stale is not null)
         {
             try

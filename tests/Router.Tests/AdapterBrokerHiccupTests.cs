@@ -53,4 +53,16 @@ public sealed class AdapterBrokerHiccupTests : RoutingTest
         Assert.Equal(0, events.Reconnects);
         Assert.True(events.IsConnected);
     }
+
+    // On one node a confirm that never came means a memory or disk alarm, which a new connection would not change: the
+    // adapter keeps its publishing connection (the cluster's case is in StalledConnectionTests).
+    [Fact]
+    public async Task On_a_single_node_a_confirm_that_never_came_keeps_the_publishing_connection()
+    {
+        var broker = Stack.Adapter!.Services.GetRequiredService<AsteriskAdapter.Broker.AdapterBroker>();
+        Assert.True(broker.IsConnected); // so the answer below is the single node's, not a connection not made yet
+        Assert.False(broker.ConfirmTimedOut());
+        Assert.Equal(0, broker.PublisherReplacements);
+        Assert.Equal(0, (await Scrape.Of(Stack.Adapter!))["callrouter_adapter_broker_publisher_replacements_total"]);
+    }
 }

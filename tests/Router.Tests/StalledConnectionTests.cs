@@ -74,8 +74,8 @@ public sealed class StalledConnectionTests : IAsyncLifetime
         string[] before = [];
         await Eventually.True(async () => (before = await AdapterConnections()).Length == 2, TimeSpan.FromSeconds(30), "the adapter's two connections are not listed");
 
-        broker.ConfirmTimedOut();
-        broker.ConfirmTimedOut(); // within the quiet period: no second replacement
+        Assert.True(broker.ConfirmTimedOut());
+        Assert.False(broker.ConfirmTimedOut()); // within the quiet period: no second replacement
 
         string[] after = [];
         await Eventually.True(async () => (after = await AdapterConnections()).Length == 2 && !after.Contains(before.Single(c => c.StartsWith(publishing))),

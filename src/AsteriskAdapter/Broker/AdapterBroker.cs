@@ -239,14 +239,17 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     /// single node a confirm that late means the broker is blocking publishers (a memory or disk alarm), which a new
     /// connection would not change.
     /// </summary>
-    internal void ConfirmTimedOut()
+    /// <returns>True when it started replacing the publishing connection.</returns>
+    internal bool ConfirmTimedOut()
     {
         if (_publisher?.IsOpen != true || !broker.Value.UsesQuorumQueues)
-            return;
+            return false;
         var now = Environment.TickCount64;
         var last = Interlocked.Read(ref _lastReplace);
-        if (now - last >= ReplaceQuiet.TotalMilliseconds && Interlocked.CompareExchange(ref _lastReplace, now, last) == last)
-            _ = Task.Run(ReplacePublisher);
+        if (now - last < ReplaceQuiet.TotalMilliseconds || Interlocked.CompareExchange(ref _lastReplace, now, last) != last)
+            return false;
+        _ = Task.Run(ReplacePublisher);
+        return true;
     }
 
     private async Task ReplacePublisher()
