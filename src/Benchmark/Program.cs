@@ -44,6 +44,11 @@ var killLeaderAfter = int.Parse(Arg("--kill-leader-after", "0"));
 var soakSeconds = int.Parse(Arg("--soak-seconds", "0"));
 var overloadSeconds = int.Parse(Arg("--overload-seconds", "10"));
 var fixedOverloadRate = int.Parse(Arg("--overload-rate", "0"));
+// The clean-rate ladder (issue 12): fixed rates from --ladder-step up in steps of it, --ladder-seconds each (0 skips it).
+var ladderSeconds = int.Parse(Arg("--ladder-seconds", "5"));
+var ladderStep = int.Parse(Arg("--ladder-step", "100"));
+// A clean decision p99: a tenth of the default 500 ms claim timeout, far from the fallback.
+const double CleanP99Ms = 50;
 if (sagas is not ("memory" or "postgres") || routerCount < 1 || (sagas == "memory" && routerCount > 1))
     throw new ArgumentException("--sagas memory|postgres; several --routers need --sagas postgres");
 
@@ -174,6 +179,19 @@ var timeoutRun = await Offer(rate, rate * 5, _ => ["timeout=500", "filter=^obser
 Console.WriteLine($"saturation: {inFlight} calls in flight for {saturationSeconds} s");
 var (saturationRun, saturationCpu) = await Measured(() => Saturate(inFlight, TimeSpan.FromSeconds(saturationSeconds), ["timeout=5000", raceFilter]));
 
+// The best clean rate: the highest fixed rate at which every call is won and decided well inside its timeout. The
+// saturation run finds the most the box routes with calls queueing; this finds what it routes without them queueing.
+var ladder = new List<(int Rate, int Offered, int Won, double P99)>();
+for (var step = ladderStep; ladderSeconds > 0 && step <= 2 * Math.Max(rate, Achieved(saturationRun)); step += ladderStep)
+{
+    Console.WriteLine($"clean-rate ladder: {step} calls/s for {ladderSeconds} s");
+    var run = await Offer(step, step * ladderSeconds, _ => ["timeout=2000", raceFilter]);
+    ladder.Add((step, run.Count, Count(run, CallStatus.Success), P(Latencies(run, CallStatus.Success), .99)));
+    if (!Clean(ladder[^1]))
+        break;
+}
+var bestClean = ladder.Where(Clean).Select(l => l.Rate).DefaultIfEmpty(0).Max();
+
 Console.WriteLine($"open broadcasts: {openCalls:N0} calls left open (timeout 60 s), after the router forgot the decided ones");
 await Task.Delay(TimeSpan.FromSeconds(12)); // FinishedRetention (10 s): only the open broadcasts remain in the saga repository
 var routerRssIdle = router.RssMb();
@@ -252,6 +270,10 @@ string Report()
     b.AppendLine($"- Where the fixed-rate p50 goes (winning app's clock, same process as the simulator): {Breakdown(fixedRun)}.");
     if (controlled is { } c)
         b.AppendLine($"- Controlled calls (bridge-dial over the bus, 8 commands per call) at {controlledRate}/s for {controlledSeconds} s: {c.Completed:N0} of {c.Offered:N0} completed, {c.CallsPerSecond:F0} calls/s; command round trip (app → adapter → ARI → reply, {c.RoundTripsMs.Count:N0} commands) p50 {P(c.RoundTripsMs, .5):F2} ms, p99 {P(c.RoundTripsMs, .99):F2} ms, max {(c.RoundTripsMs.Count > 0 ? c.RoundTripsMs[^1] : double.NaN):F2} ms; {c.Failures} failed flows; left on the Asterisk afterwards: {c.LeftChannels} channels, {c.LeftBridges} bridges.");
+    if (ladder.Count > 0)
+        b.AppendLine($"- Clean-rate ladder ({ladderSeconds} s per rate; clean = every call won and decision p99 at most {CleanP99Ms} ms, a tenth of the default claim timeout): " +
+            string.Join(", ", ladder.Select(l => $"{l.Rate}/s {(Clean(l) ? "clean" : "not clean")}, {l.Won:N0} of {l.Offered:N0} won, p99 {l.P99:F1} ms")) +
+            $"; best clean rate {(bestClean > 0 ? $"{bestClean}/s" : "none")}.");
     if (overloadSeconds > 0)
         b.AppendLine(Overload());
     b.AppendLine().AppendLine($"Cost per routed call ({appCount} racing apps; steady state: measured after {warmUp.Calls + 1000:N0} warm-up calls over {warmUp.Seconds + 5:F0} s, once the runtime's tier-up compilation had gone quiet, which took router {warmUp.RouterTierUpSeconds:F1} s and adapter {warmUp.AdapterTierUpSeconds:F1} s of CPU since start; " +
@@ -271,7 +293,7 @@ string Report()
     return b.ToString();
 }
 
-// The overload run: goodput against the best clean rate (saturation), what the calls not routed were told and how long
+// The overload run: goodput against the best clean rate (the ladder's) and the saturation rate, what the calls not routed were told and how long
 // they stayed in Stasis, and whether the first second after the overload is clean again.
 string Overload()
 {
@@ -283,7 +305,8 @@ string Overload()
     var outcomes = string.Join(", ", notRouted.GroupBy(c => $"{Var(c, "ROUTER_STATUS")}/{Var(c, "ROUTER_REASON")}").OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count():N0}"));
     var firstSecond = afterOverload.Take(rate).ToList();
     var firstLatency = Latencies(firstSecond, CallStatus.Success);
-    return $"- Overload (open loop, {overloadRate}/s = {(fixedOverloadRate > 0 ? $"{overloadRate / best:F1} times" : "twice")} the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = {goodput / best:P0} of the saturation rate ({best:F0}/s); " +
+    return $"- Overload (open loop, {overloadRate}/s = {(fixedOverloadRate > 0 ? $"{overloadRate / best:F1} times" : "twice")} the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = " +
+        $"{(bestClean > 0 ? $"{goodput / bestClean:P0} of the best clean rate ({bestClean}/s), " : "")}{goodput / best:P0} of the saturation rate ({best:F0}/s); " +
         $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms ({Breakdown(won)}); " +
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
         $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
@@ -462,6 +485,9 @@ static double Achieved(List<Sim.SimChannel> channels)
     var last = channels.Max(c => c.HandoverTimestamp);
     return channels.Count / Stopwatch.GetElapsedTime(first, last).TotalSeconds;
 }
+
+// A ladder step is clean when every call was won and decided within CleanP99Ms at the 99th percentile.
+static bool Clean((int Rate, int Offered, int Won, double P99) step) => step.Won == step.Offered && step.P99 <= CleanP99Ms;
 
 static int Count(List<Sim.SimChannel> channels, string status) => channels.Count(c => Var(c, "ROUTER_STATUS") == status);
 
