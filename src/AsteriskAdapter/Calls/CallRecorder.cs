@@ -321,6 +321,8 @@ public sealed class CallRecorder : IDisposable
         try
         {
             await (_publishRetry ??= PublishRetry()).ExecuteAsync(async _ => await _broker.PublishRecord(record), context);
+            if (context.Properties.GetValue(RecordRetried, false) && Interlocked.Decrement(ref _recordsRetrying) == 0)
+                _logger.LogInformation("Call records are taken by the broker again");
         }
         finally
         {
@@ -329,14 +331,32 @@ public sealed class CallRecorder : IDisposable
     }
 
     private static readonly ResiliencePropertyKey<Guid> RecordCallId = new("call-record-id");
+    private static readonly ResiliencePropertyKey<bool> RecordRetried = new("call-record-retried");
     private ResiliencePipeline? _publishRetry; // built on first use (two built at once are the same pipeline)
 
+    /// <summary>Records the broker has not taken yet, being offered again.</summary>
+    private int _recordsRetrying;
+
+    /// <summary>When (Environment.TickCount64) the last warning about them was logged.</summary>
+    private long _retryWarnedAt = long.MinValue / 2;
+
     // "call-record-publish": a record the broker did not take is offered again, 1 s longer each time up to 5 s, until the
-    // adapter stops (the record must not be lost to a broker hiccup).
+    // adapter stops (the record must not be lost to a broker hiccup). One warning per 5 s says how many wait, not one per
+    // record per attempt (hundreds a second during an outage).
     private ResiliencePipeline PublishRetry() => RetryForever.Pipeline("call-record-publish", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5),
         _ => true,
-        args => _logger.LogWarning("Call record {CallId} not taken by the broker (attempt {Attempt}), retrying: {Error}",
-            args.Context.Properties.GetValue(RecordCallId, Guid.Empty), args.AttemptNumber + 1, args.Outcome.Exception?.Message));
+        args =>
+        {
+            if (args.AttemptNumber == 0)
+            {
+                args.Context.Properties.Set(RecordRetried, true);
+                Interlocked.Increment(ref _recordsRetrying);
+            }
+            var (now, warnedAt) = (Environment.TickCount64, Interlocked.Read(ref _retryWarnedAt));
+            if (now - warnedAt >= 5000 && Interlocked.CompareExchange(ref _retryWarnedAt, now, warnedAt) == warnedAt)
+                _logger.LogWarning("{Count} call records not taken by the broker yet, offered again until they are (latest: call {CallId}, attempt {Attempt}: {Error})",
+                    Volatile.Read(ref _recordsRetrying), args.Context.Properties.GetValue(RecordCallId, Guid.Empty), args.AttemptNumber + 1, args.Outcome.Exception?.Message);
+        });
 
     public void Dispose() => _tallyWaits.Dispose();
 }
