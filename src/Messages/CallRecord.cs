@@ -47,8 +47,17 @@ public sealed record CallRecord(
     public double DurationS => (EndedAt - ChannelCreatedAt).TotalSeconds;
 }
 
-/// <summary>How many claims a decided call received in all, sent when the router forgets it (router → the adapter owning the channel).</summary>
+/// <summary>How many claims a decided call received in all (router → the adapter owning the channel), inside <see cref="ClaimTallies"/>.</summary>
 public sealed record ClaimTally(Guid CallId, string ChannelId, int Claims)
 {
     public string Type => Topology.Types.ClaimTally;
+}
+
+/// <summary>
+/// The tallies of the calls one router counted for one adapter over a few milliseconds, in one message (a tally on its own,
+/// one message per call, cost a broker delivery per call; issue 12).
+/// </summary>
+public sealed record ClaimTallies(IReadOnlyList<ClaimTally> Tallies)
+{
+    public string Type => Topology.Types.ClaimTallies;
 }

@@ -89,6 +89,7 @@ public static class Topology
         public const string AppHeartbeat = nameof(Messages.AppHeartbeat);
         public const string CallRecord = nameof(Messages.CallRecord);
         public const string ClaimTally = nameof(Messages.ClaimTally);
+        public const string ClaimTallies = nameof(Messages.ClaimTallies);
         public const string CallControlStarted = nameof(Messages.CallControlStarted);
         public const string CallControlEnded = nameof(Messages.CallControlEnded);
         public const string ControlCall = nameof(Messages.ControlCall);

@@ -33,6 +33,7 @@ public static class RouterExtensions
         builder.Services.AddSingleton<AdapterClocks>();
         builder.Services.AddSingleton<UnconfirmedResender>();
         builder.Services.AddSingleton<StalledConnectionBreaker>();
+        builder.Services.AddSingleton<TallyBatcher>();
         builder.Services.AddConsumeObserver<EndReportObserver>();
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
@@ -182,6 +183,8 @@ public static class RouterExtensions
         // has stopped would only log a TransportUnavailableException at every SIGTERM.
         if (!sagasInPostgres)
             builder.Services.AddHostedService(sp => sp.GetRequiredService<InProcessCallTimers>());
+        // After the bus too, so the tallies still queued leave before it stops.
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<TallyBatcher>());
         return builder;
     }
 }

@@ -24,6 +24,12 @@ public sealed class RouterOptions
     /// </summary>
     public TimeSpan AdapterFallbackGrace { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// How long a claim tally (the claim count for a decided call's CDR) waits to share its message to the adapter with
+    /// the tallies that follow it. 0 sends each on its own. Calls short enough to end within it get their CDR twice.
+    /// </summary>
+    public TimeSpan TallyBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);
+
     /// <summary>Messages the router's queue hands over before acknowledgements.</summary>
     public ushort PrefetchCount { get; set; } = 256;
 

@@ -72,7 +72,7 @@ public sealed class BrokerTimerTests : PostgresStackTest
         var sent = new List<string>();
         while (await channel.BasicGetAsync(commands, autoAck: true) is { } message)
             sent.Add(message.BasicProperties.Type!);
-        Assert.Equal([Topology.Types.ClaimTally, Topology.Types.ContinueCall], sent.Order());
+        Assert.Equal([Topology.Types.ClaimTallies, Topology.Types.ContinueCall], sent.Order());
     }
 
     private async Task<long> SagaRows(Guid callId)

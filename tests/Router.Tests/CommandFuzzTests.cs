@@ -14,7 +14,7 @@ using Xunit.Abstractions;
 namespace CallRouter.Tests;
 
 /// <summary>
-/// Real calls are routed while thousands of malformed commands (ContinueCall and ClaimTally garbage) reach the
+/// Real calls are routed while thousands of malformed commands (ContinueCall, ClaimTally and ClaimTallies garbage) reach the
 /// adapter's command queue through call.commands with its node key: every one is parked in adapter.&lt;node&gt;_error
 /// with x-error, none changes a call. Seeded: FUZZ_SEED replays.
 /// </summary>
@@ -119,16 +119,17 @@ public sealed class CommandFuzzTests(ITestOutputHelper output) : RoutingTest
             var fresh = NewGuid();
             var callId = random.Next(3) > 0 && seen.Length > 0 ? seen[pick % seen.Length] : fresh;
             var tally = random.Next(4) == 0;
+            var batch = tally && random.Next(2) == 0;
             var properties = new BasicProperties
             {
                 ContentType = Pick(ContentTypes),
-                Type = tally ? Topology.Types.ClaimTally : Pick(CommandTypes),
+                Type = batch ? Topology.Types.ClaimTallies : tally ? Topology.Types.ClaimTally : Pick(CommandTypes),
                 CorrelationId = Pick<string?>([null, callId.ToString(), "x"]),
                 Persistent = random.Next(2) == 0,
             };
             if (random.Next(5) == 0)
                 properties.Headers = new Dictionary<string, object?> { ["x-junk"] = random.Next(), [Topology.MessageTypeHeader] = "urn:message:Nope" };
-            var (kind, body) = tally ? Tally(callId) : Continue(callId);
+            var (kind, body) = batch ? Tallies(callId) : tally ? Tally(callId) : Continue(callId);
             return (kind, body, properties);
         }
 
@@ -158,6 +159,16 @@ public sealed class CommandFuzzTests(ITestOutputHelper output) : RoutingTest
                 $$"""{"callId":"{{callId}}","claims":"many"}""", $$"""{"callId":"{{callId}}","claims":1.5}""", $$"""{"callId":7,"claims":1}""",
                 $$"""{"callId":"{{callId}}","claims":[1]}""", $$"""{"callId":"not-a-uuid","claims":1}""", "null", "[]"]))),
             _ => ("tally: no call id", Text(Pick(["{}", """{"claims":3}""", $$"""{"callId":"{{Guid.Empty}}","claims":3}""", $$"""{"channelId":"1.1","claims":{{random.Next(10)}}}"""]))),
+        };
+
+        // A batch with one bad tally is parked whole, its good ones too: none of them changes a CDR.
+        private (string, byte[]) Tallies(Guid callId) => random.Next(4) switch
+        {
+            0 => ("tallies: random bytes", RandomBytes(random.Next(0, 200))),
+            1 => ("tallies: one tally, not a batch", Text($$"""{"callId":"{{callId}}","channelId":"1.1","claims":{{random.Next(10)}}}""")),
+            2 => ("tallies: not a list", Text(Pick(["{}", """{"tallies":null}""", """{"tallies":"x"}""", """{"tallies":{"callId":"x"}}""", "[]", "null"]))),
+            _ => ("tallies: a bad tally among good ones", Text($$"""{"tallies":[{"callId":"{{callId}}","channelId":"1.1","claims":{{1 + random.Next(9)}}},{{Pick([
+                "null", """{"claims":2}""", $$"""{"callId":"{{callId}}","claims":-3}""", $$"""{"callId":"{{callId}}","claims":"two"}""", $$"""{"callId":"{{Guid.Empty}}","claims":1}"""])}}]}""")),
         };
 
         private static string[] WrongTypes(Guid callId) =>

@@ -90,7 +90,7 @@ public sealed class CallDispatcher(
             await broker.Park(delivery, broker.CommandErrorQueue, "not a command: the body is not UTF-8");
             return;
         }
-        if (delivery.BasicProperties.Type == Topology.Types.ClaimTally)
+        if (delivery.BasicProperties.Type is Topology.Types.ClaimTallies or Topology.Types.ClaimTally)
             await tallies.Handle(delivery);
         else
             await commands.Handle(delivery);

@@ -5,25 +5,34 @@ using RabbitMQ.Client.Events;
 
 namespace CallRouter.AsteriskAdapter.Calls;
 
-/// <summary>The router's count of a call's claims (ClaimTally), for its CDR. A tally that cannot be read is parked.</summary>
+/// <summary>
+/// The router's counts of calls' claims, for their CDRs: a batch (ClaimTallies) or, from a router before batches, one
+/// (ClaimTally). A message that cannot be read, or that holds a tally that cannot be, is parked whole.
+/// </summary>
 public sealed class ClaimTallyHandler(AdapterBroker broker, CallRecorder recorder)
 {
     public async Task Handle(BasicDeliverEventArgs delivery)
     {
-        ClaimTally? tally = null;
+        var batch = delivery.BasicProperties.Type == Topology.Types.ClaimTallies;
+        IReadOnlyList<ClaimTally?>? tallies = null;
         try
         {
-            tally = JsonSerializer.Deserialize<ClaimTally>(delivery.Body.Span, Wire.Json);
+            tallies = batch
+                ? (IReadOnlyList<ClaimTally?>?)JsonSerializer.Deserialize<ClaimTallies>(delivery.Body.Span, Wire.Json)?.Tallies
+                : [JsonSerializer.Deserialize<ClaimTally>(delivery.Body.Span, Wire.Json)];
         }
         catch (JsonException)
         {
         }
-        if (tally is null || tally.CallId == Guid.Empty || tally.Claims < 0)
+        if (tallies is null || tallies.Any(t => t is null || t.CallId == Guid.Empty || t.Claims < 0))
         {
-            await broker.Park(delivery, broker.CommandErrorQueue, "not a ClaimTally: needs callId and claims >= 0");
+            await broker.Park(delivery, broker.CommandErrorQueue, batch
+                ? "not a ClaimTallies: needs tallies, each with callId and claims >= 0"
+                : "not a ClaimTally: needs callId and claims >= 0");
             return;
         }
-        recorder.Tallied(tally.CallId, tally.Claims);
+        foreach (var tally in tallies)
+            recorder.Tallied(tally!.CallId, tally.Claims);
         await broker.Ack(delivery);
     }
 }

@@ -18,6 +18,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     private readonly RouterOptions _options;
     private readonly RouterMetrics _metrics;
     private readonly AdapterClocks _adapterClocks;
+    private readonly TallyBatcher _tallies;
 
     /// <summary>Claims arrived before the broadcast.</summary>
     public State AwaitingBroadcast { get; private set; } = null!;
@@ -42,8 +43,10 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     public Event<ForgetCall> ForgetRequested { get; private set; } = null!;
     public Event<ClaimWindowClosed> WindowClosed { get; private set; } = null!;
 
-    public CallStateMachine(ICallTimers timers, TimeProvider clock, IOptions<RouterOptions> options, RouterMetrics metrics, AdapterClocks adapterClocks)
+    public CallStateMachine(ICallTimers timers, TimeProvider clock, IOptions<RouterOptions> options, RouterMetrics metrics, AdapterClocks adapterClocks,
+        TallyBatcher tallies)
     {
+        _tallies = tallies;
         _adapterClocks = adapterClocks;
         _timers = timers;
         _metrics = metrics;
@@ -159,7 +162,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             When(ClaimReceived)
                 .ThenAsync(context => Decide(context, context.Message, Outbound.ReplyRouteOf(context), _clock.GetUtcNow())),
             When(ForgetRequested)
-                .ThenAsync(SendTally)
+                .Then(SendTally)
                 .Finalize(),
             Ignore(UnknownCallExpired));
         During(Claimed,
@@ -201,25 +204,31 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
     /// The adapter holds the call's CDR until it hears how many claims the call got in all. Sent when the call is forgotten,
     /// unless an earlier tally (<see cref="TallyOnceAllClaimed"/>) already gave that count.
     /// </summary>
-    private Task SendTally(BehaviorContext<CallState, ForgetCall> context) =>
-        context.Saga is { Node: { } node, ChannelId: { } channel } call && call.TalliedClaims != call.ClaimCount
-            ? Tally(Out(context), node, channel, call)
-            : Task.CompletedTask;
+    private void SendTally(BehaviorContext<CallState, ForgetCall> context)
+    {
+        if (context.Saga is { Node: { } node, ChannelId: { } channel } call && call.TalliedClaims != call.ClaimCount)
+            Tally(node, channel, call);
+    }
 
     /// <summary>
     /// A decided call every offered app has claimed: its tally goes out now rather than when the call is forgotten, so the
     /// CDR is complete when the channel ends (one record instead of two for a short call). A claim counted later still
     /// changes the count, which the tally at forget time then sends again.
     /// </summary>
-    private static Task TallyOnceAllClaimed(ISendEndpointProvider sends, CallState call) =>
-        call is { Winner: not null, TalliedClaims: null, Node: { } node, ChannelId: { } channel, Audience.Count: > 0 } && call.Audience.All(call.Claimants.Contains)
-            ? Tally(sends, node, channel, call)
-            : Task.CompletedTask;
+    private void TallyOnceAllClaimed(CallState call)
+    {
+        if (call is { Winner: not null, TalliedClaims: null, Node: { } node, ChannelId: { } channel, Audience.Count: > 0 } && call.Audience.All(call.Claimants.Contains))
+            Tally(node, channel, call);
+    }
 
-    private static Task Tally(ISendEndpointProvider sends, string node, string channel, CallState call)
+    /// <summary>
+    /// Queued for the next batch (<see cref="TallyBatcher"/>), not sent by this consume: if the consume fails after this, the
+    /// count is sent anyway, and its retry sends it again. Harmless: counts only grow, and the adapter and the CDR writer keep the highest.
+    /// </summary>
+    private void Tally(string node, string channel, CallState call)
     {
         call.TalliedClaims = call.ClaimCount;
-        return Outbound.Tally(sends, node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount));
+        _tallies.Add(node, new ClaimTally(call.CorrelationId, channel, call.ClaimCount));
     }
 
     private Task TellWinnerFailed(BehaviorContext<CallState, CallEnded> context)
@@ -280,7 +289,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 await Outbound.NotifyClaimed(sends, call.Audience, new CallClaimed(call.CorrelationId, call.ChannelId!, claim.App, receivedAt), call.Deadline);
         }
         await Outbound.Reply(sends, reply, verdict, _metrics, call.Audience.Contains(claim.App));
-        await TallyOnceAllClaimed(sends, call);
+        TallyOnceAllClaimed(call);
     }
 
     private Task Decide(BehaviorContext<CallState, ClaimCall> context, ClaimCall claim, ReplyRoute reply, DateTimeOffset receivedAt) =>

@@ -110,12 +110,6 @@ public static class Outbound
         }, SendDeadline());
     }
 
-    public static async Task Tally(ISendEndpointProvider context, string node, ClaimTally tally)
-    {
-        var endpoint = await context.GetSendEndpoint(CommandExchange);
-        await endpoint.Send(tally, send => Stamp(send, Topology.Types.ClaimTally, node, tally.CallId.ToString()), SendDeadline());
-    }
-
     /// <param name="expires">The call's deadline: like its broadcast, the notice expires then (per-message TTL).</param>
     public static async Task NotifyClaimed(ISendEndpointProvider context, IEnumerable<string> audience, CallClaimed claimed, DateTimeOffset? expires)
     {

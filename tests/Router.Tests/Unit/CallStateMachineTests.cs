@@ -5,6 +5,7 @@ using CallRouter.Router;
 using CallRouter.Router.Observability;
 using CallRouter.Router.Saga;
 using CallRouter.Router.Timers;
+using CallRouter.Router.Transport;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -34,7 +35,8 @@ public sealed class CallStateMachineTests : IAsyncLifetime
             .AddSingleton<TimeProvider>(new StoppedClock(Now))
             .AddSingleton<ICallTimers>(_timers)
             .AddSingleton<AdapterClocks>()
-            .AddSingleton<RouterMetrics>();
+            .AddSingleton<RouterMetrics>()
+            .AddSingleton<TallyBatcher>();
         services.AddMetrics();
         services.AddOptions<RouterOptions>();
         services.AddMassTransitTestHarness(bus =>
@@ -45,12 +47,14 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         _claims.Listen(_provider.GetRequiredService<IMeterFactory>());
         _harness = _provider.GetRequiredService<ITestHarness>();
         await _harness.Start();
+        await _provider.GetRequiredService<TallyBatcher>().StartAsync(default);
         _saga = _harness.GetSagaStateMachineHarness<CallStateMachine, CallState>();
     }
 
     public async Task DisposeAsync()
     {
         _claims.Dispose();
+        await _provider.GetRequiredService<TallyBatcher>().StopAsync(default);
         await _harness.Stop();
         await _provider.DisposeAsync();
     }
@@ -190,8 +194,7 @@ public sealed class CallStateMachineTests : IAsyncLifetime
 
         await _harness.Bus.Publish(Single<ForgetCall>().Message);
 
-        Assert.True(await _harness.Sent.Any<ClaimTally>(m => m.Context.Message.CallId == callId), "no tally sent: the adapter's CDR waits in vain");
-        Assert.Equal(new ClaimTally(callId, "chan-1", 0), Assert.Single(_harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId)).Context.Message);
+        Assert.Equal(new ClaimTally(callId, "chan-1", 0), Assert.Single(await TalliesSent(callId, 1)));
         Assert.Empty(_harness.Sent.Select<ContinueCall>(m => m.Context.Message.CallId == callId));
     }
 
@@ -206,8 +209,7 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         Assert.Null(_saga.Sagas.Contains(callId)!.TalliedClaims);
 
         await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
-        Assert.True(await _harness.Sent.Any<ClaimTally>(m => m.Context.Message.CallId == callId), "no tally once every offered app had claimed");
-        Assert.Equal(new ClaimTally(callId, "chan-1", 2), Assert.Single(_harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId)).Context.Message);
+        Assert.Equal(new ClaimTally(callId, "chan-1", 2), Assert.Single(await TalliesSent(callId, 1)));
 
         // sales claims again (counted, rejected): the tally at forget time carries the new count. Without that claim it
         // would send nothing (the count did not change).
@@ -215,7 +217,7 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         await Infrastructure.Eventually.True(() => _saga.Sagas.Contains(callId)!.ClaimCount == 3, TimeSpan.FromSeconds(5), "the third claim was not counted");
         await _harness.Bus.Publish(Single<ForgetCall>().Message);
         Assert.Null(await _saga.NotExists(callId));
-        Assert.Equal([2, 3], _harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId).Select(m => m.Context.Message.Claims).ToArray());
+        Assert.Equal([2, 3], (await TalliesSent(callId, 2)).Select(t => t.Claims));
     }
 
     [Fact]
@@ -224,16 +226,45 @@ public sealed class CallStateMachineTests : IAsyncLifetime
         var callId = Guid.NewGuid();
         await _harness.Bus.Publish(Broadcast(callId, "sales"));
         await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
-        Assert.True(await _harness.Sent.Any<ClaimTally>(m => m.Context.Message.CallId == callId), "no tally once the only offered app had claimed");
+        Assert.Equal(new ClaimTally(callId, "chan-1", 1), Assert.Single(await TalliesSent(callId, 1)));
 
         await _harness.Bus.Publish(Single<ForgetCall>().Message);
         Assert.Null(await _saga.NotExists(callId));
-        Assert.Equal(new ClaimTally(callId, "chan-1", 1), Assert.Single(_harness.Sent.Select<ClaimTally>(m => m.Context.Message.CallId == callId)).Context.Message);
+        // Tallies are queued inside the consume that counts them (sent a few milliseconds later): none more was queued.
+        Assert.Equal(1, _provider.GetRequiredService<TallyBatcher>().Queued);
+        Assert.Single(await TalliesSent(callId, 1));
+    }
+
+    [Fact]
+    public async Task Tallies_counted_together_leave_in_one_message_per_adapter()
+    {
+        var batcher = _provider.GetRequiredService<TallyBatcher>();
+        var (a, b, c) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        // Queued within microseconds of each other, far inside the 20 ms the first one waits for company.
+        batcher.Add("node-1", new ClaimTally(a, "chan-a", 3));
+        batcher.Add("node-2", new ClaimTally(b, "chan-b", 1));
+        batcher.Add("node-1", new ClaimTally(c, "chan-c", 2));
+
+        await Infrastructure.Eventually.True(() => _harness.Sent.Select<ClaimTallies>(_ => true).Count() >= 2, TimeSpan.FromSeconds(5), "the batches were not sent");
+        var batches = _harness.Sent.Select<ClaimTallies>(_ => true).Select(m => (Node: m.Context.RoutingKey(), m.Context.Message.Tallies)).OrderBy(m => m.Node).ToList();
+        Assert.Equal(2, batches.Count);
+        Assert.Equal("node-1", batches[0].Node);
+        Assert.Equal([new ClaimTally(a, "chan-a", 3), new ClaimTally(c, "chan-c", 2)], batches[0].Tallies);
+        Assert.Equal("node-2", batches[1].Node);
+        Assert.Equal([new ClaimTally(b, "chan-b", 1)], batches[1].Tallies);
     }
 
     private static CallBroadcast Broadcast(Guid callId, params string[] audience) =>
         new(callId, "chan-1", "PJSIP/alice-00000001", "5551234", "Alice", "1000", "from-test", [], "node-1", "asterisk-1",
             null, false, audience, Now, Now, Now.AddMilliseconds(TimeoutMs), TimeoutMs);
+
+    /// <summary>The tallies for the call in the batches sent so far, once there are at least <paramref name="atLeast"/>.</summary>
+    private async Task<List<ClaimTally>> TalliesSent(Guid callId, int atLeast)
+    {
+        List<ClaimTally> Sent() => [.. _harness.Sent.Select<ClaimTallies>(_ => true).SelectMany(m => m.Context.Message.Tallies).Where(t => t.CallId == callId)];
+        await Infrastructure.Eventually.True(() => Sent().Count >= atLeast, TimeSpan.FromSeconds(5), $"fewer than {atLeast} tallies sent for the call");
+        return Sent();
+    }
 
     private async Task<ContinueCall> Decision(Guid callId)
     {
