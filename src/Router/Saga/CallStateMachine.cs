@@ -112,8 +112,15 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
                 .TransitionTo(Ended),
             When(EndReported)
                 .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
-                .TransitionTo(Ended),
-            Ignore(BroadcastReceived));
+                .TransitionTo(Ended));
+
+        // The broadcast again while the call waits: a router saved the call and died before its deadline timer left (the
+        // outbox sends after the save), so the broadcast, not acked, came back. The deadline is set again; if the first
+        // one did leave, the second finds the call ended and is ignored. Without this the call waited for the adapter's
+        // own fallback (TIMEOUT/router-no-answer, the grace later).
+        During(Open, Contended,
+            When(BroadcastReceived)
+                .ThenAsync(ScheduleDeadline));
 
         During(Contended,
             When(ClaimReceived)
@@ -134,8 +141,7 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
             When(EndReported)
                 .ThenAsync(context => End(context, context.Saga, context.Message.Status, context.Message.Reason))
                 .ThenAsync(DecidePending)
-                .TransitionTo(Ended),
-            Ignore(BroadcastReceived));
+                .TransitionTo(Ended));
 
         During(Open, Claimed, Ended,
             Ignore(WindowClosed));
@@ -194,9 +200,15 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         // whatever the two clocks say (as long as the decision travels in less than the grace).
         var receivedAt = _clock.GetUtcNow() - context.ReceiveContext.ElapsedTime;
         call.Deadline = _adapterClocks.DeadlineOf(broadcast, receivedAt);
+        return ScheduleDeadline(context);
+    }
+
+    private Task ScheduleDeadline(BehaviorContext<CallState, CallBroadcast> context)
+    {
+        var call = context.Saga;
         // A won call's deadline does nothing (see During(Claimed)): in-process timers skip it, broker timers cannot and
         // it is ignored when it comes back.
-        return _timers.Schedule(context, call.Deadline.Value, TimeSpan.FromMilliseconds(broadcast.TimeoutMs), new BroadcastDeadline(call.CorrelationId),
+        return _timers.Schedule(context, call.Deadline!.Value, TimeSpan.FromMilliseconds(context.Message.TimeoutMs), new BroadcastDeadline(call.CorrelationId),
             obsolete: () => call.Winner is not null);
     }
 

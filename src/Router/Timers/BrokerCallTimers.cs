@@ -90,18 +90,32 @@ public sealed class BrokerCallTimers(IOptions<BrokerOptions> broker, TimeProvide
             UserId = null,
             Headers = delivery.Properties.Headers!.Where(h => !DeathHeaders.Contains(h.Key)).ToDictionary(h => h.Key, h => h.Value),
         };
+        // Confirmed before the delivery is acked: the hop goes on a connection of its own, so a router killed between the
+        // two could otherwise have its ack reach the broker and the hop not, and the timer would be lost (the adapter's
+        // fallback would end the call, router-no-answer). Bounded like every send: a confirm that never comes fails the
+        // consume, and the timer is delivered again.
+        var channel = await HopChannel();
+        using var deadline = new CancellationTokenSource(Outbound.SendTimeout);
+        await channel.BasicPublishAsync(Topology.TimerExchange, Buckets[bucket].ToString(), false, properties, receive.GetBody(), deadline.Token);
+        return true;
+    }
+
+    private async Task<IChannel> HopChannel()
+    {
+        if (Volatile.Read(ref _hopChannel) is { IsOpen: true } open)
+            return open;
         await _hopping.WaitAsync();
         try
         {
             if (_hopChannel is not { IsOpen: true })
-                _hopChannel = await (await Connect()).CreateChannelAsync();
-            await _hopChannel.BasicPublishAsync(Topology.TimerExchange, Buckets[bucket].ToString(), false, properties, receive.GetBody());
+                _hopChannel = await (await Connect()).CreateChannelAsync(new CreateChannelOptions(
+                    publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
+            return _hopChannel;
         }
         finally
         {
             _hopping.Release();
         }
-        return true;
     }
 
     private Task Lane(int bucket)

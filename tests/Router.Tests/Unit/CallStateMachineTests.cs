@@ -236,6 +236,26 @@ public sealed class CallStateMachineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_broadcast_delivered_again_while_the_call_waits_sets_its_deadline_again_and_a_won_call_ignores_it()
+    {
+        // A router that saved the call and died before its deadline timer left: the broadcast, not acked, comes back.
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        await Infrastructure.Eventually.True(() => _timers.Of<BroadcastDeadline>().Length == 2, TimeSpan.FromSeconds(5), "the deadline was not set again");
+        var (first, again) = (_timers.Of<BroadcastDeadline>()[0], _timers.Of<BroadcastDeadline>()[1]);
+        Assert.Equal((first.Due, new BroadcastDeadline(callId)), (again.Due, again.Message)); // the deadline the call already had
+
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        await Infrastructure.Eventually.True(() => _harness.Consumed.Select<CallBroadcast>(m => m.Context.Message.CallId == callId).Count() == 3,
+            TimeSpan.FromSeconds(5), "the third broadcast was not consumed");
+        Assert.Equal(2, _timers.Of<BroadcastDeadline>().Length); // won: nothing more to time
+    }
+
+    [Fact]
     public async Task Tallies_counted_together_leave_in_one_message_per_adapter()
     {
         var batcher = _provider.GetRequiredService<TallyBatcher>();
