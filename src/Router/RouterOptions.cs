@@ -26,7 +26,8 @@ public sealed class RouterOptions
 
     /// <summary>
     /// How long a claim tally (the claim count for a decided call's CDR) waits to share its message to the adapter with
-    /// the tallies that follow it. 0 sends each on its own. Calls short enough to end within it get their CDR twice.
+    /// the tallies that follow it. 0: no wait (what is queued meanwhile still leaves together). A call that ends within it
+    /// gets its CDR twice (the second copy with the count).
     /// </summary>
     public TimeSpan TallyBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);
 
