@@ -223,15 +223,17 @@ public sealed class ClaimantApp(BrokerOptions broker, string name) : IAsyncDispo
 
     private async Task Publish(string exchange, byte[] body, string? correlationId, string? type, Action<BasicProperties>? customize = null)
     {
-        var properties = new BasicProperties
-        {
-            ContentType = "application/json", ReplyTo = correlationId is null ? null : _replyQueue, CorrelationId = correlationId, Type = type,
-            UserId = broker.User,
-        };
-        customize?.Invoke(properties);
         await _publishLock.WaitAsync();
         try
         {
+            // The reply queue is read under the lock that Connect swaps it under: a claim sent as the app reconnects names
+            // the reply queue of the connection it goes out on.
+            var properties = new BasicProperties
+            {
+                ContentType = "application/json", ReplyTo = correlationId is null ? null : _replyQueue, CorrelationId = correlationId, Type = type,
+                UserId = broker.User,
+            };
+            customize?.Invoke(properties);
             await _channel!.BasicPublishAsync(exchange, "", false, properties, body);
         }
         finally
