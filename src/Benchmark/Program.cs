@@ -12,6 +12,26 @@ using Sim = CallRouter.AriSimulator;
 // K racing apps, at a fixed rate and in saturation, against the broker's raw 3-hop floor. See README "Benchmark".
 ThreadPool.SetMinThreads(64, 64);
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+// Options that take a value, and flags. Anything else stops the run before it starts (or appends a table) with usage.
+string[] valueOptions = ["--fixed-only", "--router", "--adapter", "--apps", "--rate", "--seconds", "--in-flight", "--saturation-seconds",
+    "--open", "--open-rate", "--out", "--sagas", "--routers", "--controlled-rate", "--controlled-seconds", "--cluster",
+    "--cluster-management-port", "--kill-leader-after", "--soak-seconds", "--overload-seconds", "--overload-rate", "--ladder-seconds",
+    "--ladder-step"];
+string[] flags = ["--cluster-compare", "--keep-cluster"];
+for (var i = 0; i < args.Length; i++)
+{
+    if (flags.Contains(args[i]))
+        continue;
+    if (valueOptions.Contains(args[i]) && i + 1 < args.Length)
+    {
+        i++;
+        continue;
+    }
+    Console.Error.WriteLine(args[i] is "--help" or "-h" ? "" : $"unknown option or missing value: {args[i]}");
+    Console.Error.WriteLine("usage: ./bench.sh [--OPTION VALUE]... [--cluster-compare [--keep-cluster]]; README, \"Benchmark\", says what each does.");
+    Console.Error.WriteLine($"options: {string.Join(" ", valueOptions)}");
+    return args[i] is "--help" or "-h" ? 0 : 2;
+}
 // One node against the cluster, the same fixed-rate run in the same invocation (issue 13): this process runs twice more.
 if (args.Contains("--cluster-compare"))
     return await ClusterCompare.Run(args);
