@@ -143,7 +143,7 @@ public static class RouterExtensions
                 cfg.ReceiveEndpoint(Topology.RouterQueue, e =>
                 {
                     e.ConfigureConsumeTopology = false;
-                    e.PrefetchCount = router.PrefetchCount;
+                    e.PrefetchCount = router.EffectivePrefetchCount;
                     if (broker.UsesQuorumQueues)
                         e.SetQuorumQueue();
                     e.ConcurrentMessageLimit = router.ConcurrentMessageLimit;

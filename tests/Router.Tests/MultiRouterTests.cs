@@ -34,6 +34,10 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
     public async Task Two_router_processes_give_each_of_10000_calls_raced_by_5_apps_exactly_one_winner()
     {
         await StartRouters(2);
+        // Neither router holds more than it handles at once (Router:PrefetchCount's default with several routers): a
+        // broadcast left in one router's buffer while the other takes its call's claims gets them answered not-found.
+        var prefetches = await RouterQueuePrefetches();
+        Assert.Equal(new[] { 64, 64 }, prefetches);
         var apps = await AddApps(Racers);
 
         var channels = await Originate(10_000, _ => ["timeout=10000"], maxOpen: 200);
@@ -163,6 +167,14 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
             var loser = Assert.Single(replies, r => !r.Accepted);
             Assert.Equal((RejectReason.AlreadyClaimed, winner.App), (loser.Reason, loser.Winner));
         }
+    }
+
+    private async Task<int[]> RouterQueuePrefetches()
+    {
+        var consumers = await Stack.Broker.GetJson($"consumers/{Uri.EscapeDataString(Stack.Broker.Options.VirtualHost)}");
+        return [.. consumers.EnumerateArray()
+            .Where(c => c.GetProperty("queue").GetProperty("name").GetString() == Topology.RouterQueue)
+            .Select(c => c.GetProperty("prefetch_count").GetInt32())];
     }
 
     private async Task StartRouters(int count)
