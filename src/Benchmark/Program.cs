@@ -227,14 +227,16 @@ foreach (var channel in open)
 // the memory it leaves behind does not count in the RSS figures above.
 // --overload-rate fixes the offered rate (for A/B runs: twice a saturation measured over seconds varies run to run).
 var overloadRate = fixedOverloadRate > 0 ? fixedOverloadRate : (int)Math.Round(Achieved(saturationRun) * 2, MidpointRounding.AwayFromZero);
+// After it, the load the box routes cleanly (the ladder's best clean rate; --rate without a ladder): is the next second clean again?
+var afterRate = bestClean > 0 ? bestClean : rate;
 // --overload-seconds 0 skips it (and its line in the report).
 if (overloadSeconds > 0)
-    Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {rate} calls/s for 3 s");
+    Console.WriteLine($"overload: {overloadRate} calls/s for {overloadSeconds} s ({(fixedOverloadRate > 0 ? "--overload-rate" : "twice the saturation rate")}), then {afterRate} calls/s for 3 s");
 // Where the box's two cores go while it is overloaded: the calls shed cost ARI work too (README "Overload").
 var (overloadCpu0, overloadClock) = (CpuNow(), Stopwatch.StartNew());
 var overloadRun = overloadSeconds > 0 ? await Offer(overloadRate, overloadRate * overloadSeconds, _ => ["timeout=2000", raceFilter], wait: false) : [];
 var overloadCpu = (CpuNow() - overloadCpu0) / overloadClock.Elapsed.TotalSeconds;
-var afterOverload = overloadSeconds > 0 ? await Offer(rate, rate * 3, _ => ["timeout=2000", raceFilter], wait: false) : [];
+var afterOverload = overloadSeconds > 0 ? await Offer(afterRate, afterRate * 3, _ => ["timeout=2000", raceFilter], wait: false) : [];
 // Past capacity some calls may never leave: the run reports them rather than stopping here.
 await Task.WhenAny(Task.WhenAll(overloadRun.Concat(afterOverload).Select(c => c.Handover)), Task.Delay(TimeSpan.FromSeconds(60)));
 var stranded = overloadRun.Concat(afterOverload).Count(c => !c.Handover.IsCompleted);
@@ -323,13 +325,15 @@ string Overload()
     var notRouted = overloadRun.Except(won).ToList();
     var stay = notRouted.Select(c => Stopwatch.GetElapsedTime(c.StasisStartTimestamp, c.HandoverTimestamp).TotalMilliseconds).Order().ToList();
     var outcomes = string.Join(", ", notRouted.GroupBy(c => $"{Var(c, "ROUTER_STATUS")}/{Var(c, "ROUTER_REASON")}").OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count():N0}"));
-    var firstSecond = afterOverload.Take(rate).ToList();
+    var firstSecond = afterOverload.Take(afterRate).ToList();
     var firstLatency = Latencies(firstSecond, CallStatus.Success);
+    var firstClean = Clean((afterRate, firstSecond.Count, Count(firstSecond, CallStatus.Success), P(firstLatency, .99)));
     return $"- Overload (open loop, {overloadRate}/s = {(fixedOverloadRate > 0 ? $"{overloadRate / best:F1} times" : "twice")} the saturation rate, for {overloadSeconds} s, timeout 2 s): goodput {goodput:F0} calls/s routed = " +
         $"{(bestClean > 0 ? $"{goodput / bestClean:P0} of the best clean rate ({bestClean}/s), " : "")}{goodput / best:P0} of the saturation rate ({best:F0}/s); " +
         $"won p50 / p99 {P(Latencies(overloadRun, CallStatus.Success), .5):F0} / {P(Latencies(overloadRun, CallStatus.Success), .99):F0} ms ({Breakdown(won)}); " +
         $"not routed {notRouted.Count:N0} ({(notRouted.Count == 0 ? "none" : outcomes)}), in Stasis p50 / p99 {P(stay, .5):F0} / {P(stay, .99):F0} ms; " +
-        $"the first second after it at {rate}/s: {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, p99 {P(firstLatency, .99):F1} ms; " +
+        $"the first second after it at {afterRate}/s ({(bestClean > 0 ? "the best clean rate" : "--rate, no ladder")}): {Count(firstSecond, CallStatus.Success)} of {firstSecond.Count} routed, " +
+        $"p99 {P(firstLatency, .99):F1} ms, {(firstClean ? "clean" : "not clean")}; " +
         $"still in Stasis 60 s later: {stranded}. CPU while it was offered (% of one core; the box has {Environment.ProcessorCount * 100} %): router {overloadCpu.Router:P0}, adapter {overloadCpu.Adapter:P0}, " +
         $"broker {(double.IsNaN(overloadCpu.Broker) ? "–" : $"{overloadCpu.Broker:P0}")}, simulator + apps {overloadCpu.Benchmark:P0}.";
 }
