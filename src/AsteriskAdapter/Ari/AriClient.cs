@@ -25,12 +25,6 @@ public enum AriLane
     /// <summary>A call waits on it: ROUTER_* variables, continue, move, recovery at connect. Never shed.</summary>
     Call,
 
-    /// <summary>
-    /// The call lane's connections, after every request waiting on <see cref="Call"/>: calls failed at once, never
-    /// broadcast (shed under overload, bad options, no live app). Never shed either.
-    /// </summary>
-    CallBehind,
-
     /// <summary>Nothing waits on it: the CDR subscription, the early ROUTER_CALL_ID, draft checks. Bounded, and shed when full.</summary>
     Background,
 }
@@ -63,20 +57,13 @@ public sealed class AriClient : IDisposable
     /// <summary>Background requests refused because the background queue was full.</summary>
     public long Shed => Interlocked.Read(ref _shed);
 
-    /// <summary>Requests waiting for a call-lane connection: (for a broadcast call or recovery, for a call failed at once).</summary>
-    public (int First, int Behind) CallLaneWaiting => _call.Gate!.Waiting;
-
-    /// <summary>
-    /// One lane: its own connection pool, and a queue for its connections: the call lane's in two orders (a
-    /// <see cref="PriorityGate"/>), the background lane's bounded (a limiter that sheds past its queue limit).
-    /// </summary>
-    private sealed class Lane(HttpClient http, ConcurrencyLimiter? limiter, PriorityGate? gate) : IDisposable
+    /// <summary>One lane: its own connection pool, and a limiter queueing requests until one of its connections is free.</summary>
+    private sealed class Lane(HttpClient http, ConcurrencyLimiter limiter) : IDisposable
     {
         public HttpClient Http { get; } = http;
-        public ConcurrencyLimiter? Limiter { get; } = limiter;
-        public PriorityGate? Gate { get; } = gate;
+        public ConcurrencyLimiter Limiter { get; } = limiter;
 
-        public static Lane Create(AdapterOptions o, int concurrency, int? queueLimit)
+        public static Lane Create(AdapterOptions o, int concurrency, int queueLimit)
         {
             var handler = new SocketsHttpHandler
             {
@@ -87,20 +74,18 @@ public sealed class AriClient : IDisposable
             // The pipelines time each POST out (a draft check its GET); this only bounds the GETs at connect (channels, a variable).
             var http = new HttpClient(handler) { BaseAddress = o.AriUrl, Timeout = TimeSpan.FromSeconds(10) };
             http.DefaultRequestHeaders.Authorization = BasicAuthorization(o);
-            if (queueLimit is not { } limit)
-                return new Lane(http, null, new PriorityGate(concurrency));
             var limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
             {
                 PermitLimit = concurrency,
-                QueueLimit = limit,
+                QueueLimit = queueLimit,
                 QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
             });
-            return new Lane(http, limiter, null);
+            return new Lane(http, limiter);
         }
 
         public void Dispose()
         {
-            Limiter?.Dispose();
+            Limiter.Dispose();
             Http.Dispose();
         }
     }
@@ -109,7 +94,7 @@ public sealed class AriClient : IDisposable
     {
         var o = options.Value;
         _logger = logger;
-        _call = Lane.Create(o, o.MaxAriConnections, queueLimit: null);
+        _call = Lane.Create(o, o.MaxAriConnections, int.MaxValue);
         _background = Lane.Create(o, o.AriBackgroundConcurrency, o.AriBackgroundQueue);
         // "ari-request-timeout": one request, from when it got a connection to its answer.
         _sendTimeout = new ResiliencePipelineBuilder { Name = "ari-request-timeout" }
@@ -148,7 +133,7 @@ public sealed class AriClient : IDisposable
 
     public Task<AriOutcome> SetVariable(string channelId, string name, string value, CancellationToken cancellationToken = default,
         AriLane lane = AriLane.Call) =>
-        Post(_idempotent, lane, cancellationToken, $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
+        Post(_idempotent, LaneOf(lane), cancellationToken, $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}&value={Uri.EscapeDataString(value)}");
 
     /// <summary>
     /// Sets several variables, in one request where it can: ARRAY(A,B,C)=a,b,c (Asterisk's func_strings) sets each in
@@ -157,38 +142,36 @@ public sealed class AriClient : IDisposable
     /// "Failed to execute function": from then on each variable is set on its own. One outcome per request made.
     /// </summary>
     public async Task<AriOutcome[]> SetVariables(string channelId, IReadOnlyList<(string Name, string Value)> variables,
-        CancellationToken cancellationToken = default, AriLane lane = AriLane.Call)
+        CancellationToken cancellationToken = default)
     {
         var together = Volatile.Read(ref _arrayMissing) ? [] : variables.Where(v => ArraySafe(v.Value)).ToList();
         if (together.Count < 2)
-            return await SetEach(channelId, variables, cancellationToken, lane);
-        var alone = SetEach(channelId, [.. variables.Except(together)], cancellationToken, lane);
+            return await SetEach(channelId, variables, cancellationToken);
+        var alone = SetEach(channelId, [.. variables.Except(together)], cancellationToken);
         AriOutcome[] outcome;
         try
         {
             outcome = [await SetVariable(channelId, $"ARRAY({string.Join(',', together.Select(v => v.Name))})",
-                string.Join(',', together.Select(v => v.Value)), cancellationToken, lane)];
+                string.Join(',', together.Select(v => v.Value)), cancellationToken)];
         }
         catch (HttpRequestException exception) when (exception.StatusCode == HttpStatusCode.BadRequest)
         {
             Volatile.Write(ref _arrayMissing, true);
             _logger.LogWarning("Asterisk has no ARRAY function ({Error}); each ROUTER_* variable is now set with a request of its own", exception.Message);
-            outcome = await SetEach(channelId, together, cancellationToken, lane);
+            outcome = await SetEach(channelId, together, cancellationToken);
         }
         return [.. outcome, .. await alone];
     }
 
-    private Task<AriOutcome[]> SetEach(string channelId, IReadOnlyList<(string Name, string Value)> variables, CancellationToken cancellationToken,
-        AriLane lane) =>
-        Task.WhenAll(variables.Select(v => SetVariable(channelId, v.Name, v.Value, cancellationToken, lane)));
+    private Task<AriOutcome[]> SetEach(string channelId, IReadOnlyList<(string Name, string Value)> variables, CancellationToken cancellationToken) =>
+        Task.WhenAll(variables.Select(v => SetVariable(channelId, v.Name, v.Value, cancellationToken)));
 
     /// <summary>A value ARRAY() passes on as it is: no separator, quote, escape, bracket or space for its argument parsing.</summary>
     private static bool ArraySafe(string value) =>
         value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or ':' or '@' or '+' or '-' or '/');
 
     /// <summary>Continue in the dialplan: at the target, or at the next priority when there is none.</summary>
-    public Task<AriOutcome> Continue(string channelId, string? context, string? extension, int? priority, CancellationToken cancellationToken = default,
-        AriLane lane = AriLane.Call)
+    public Task<AriOutcome> Continue(string channelId, string? context, string? extension, int? priority, CancellationToken cancellationToken = default)
     {
         var query = new StringBuilder($"channels/{Uri.EscapeDataString(channelId)}/continue");
         var separator = '?';
@@ -199,17 +182,16 @@ public sealed class AriClient : IDisposable
             query.Append(separator).Append(key).Append('=').Append(Uri.EscapeDataString(value));
             separator = '&';
         }
-        return Post(_idempotent, lane, cancellationToken, query.ToString());
+        return Post(_idempotent, _call, cancellationToken, query.ToString());
     }
 
-    public Task<AriOutcome> Move(string channelId, string app, IReadOnlyList<string>? appArgs, CancellationToken cancellationToken = default,
-        AriLane lane = AriLane.Call)
+    public Task<AriOutcome> Move(string channelId, string app, IReadOnlyList<string>? appArgs, CancellationToken cancellationToken = default)
     {
         var path = $"channels/{Uri.EscapeDataString(channelId)}/move?app={Uri.EscapeDataString(app)}";
         if (appArgs is { Count: > 0 })
             path += "&appArgs=" + Uri.EscapeDataString(string.Join(',', appArgs));
         // Not retried: a second move could take the channel from the winner's app.
-        return Post(ResiliencePipeline.Empty, lane, cancellationToken, path);
+        return Post(ResiliencePipeline.Empty, _call, cancellationToken, path);
     }
 
     /// <summary>
@@ -217,12 +199,12 @@ public sealed class AriClient : IDisposable
     /// the channel no longer exists.
     /// </summary>
     public Task<AriOutcome> Subscribe(string app, string channelId) =>
-        Post(_idempotent, AriLane.Background, CancellationToken.None, $"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
+        Post(_idempotent, _background, CancellationToken.None, $"applications/{Uri.EscapeDataString(app)}/subscription?eventSource={Uri.EscapeDataString("channel:" + channelId)}");
 
     /// <summary>Whether the channel still exists (GET /channels/{id}; 404 = gone), on the background lane.</summary>
     public async Task<bool> ChannelExists(string channelId, CancellationToken cancellationToken)
     {
-        using var lease = await Acquire(_background, "GET channel", behind: false, cancellationToken);
+        using var lease = await Acquire(_background, "GET channel", cancellationToken);
         return await _sendTimeout.ExecuteAsync(static async (state, token) =>
         {
             using var response = await state.Http.GetAsync($"channels/{Uri.EscapeDataString(state.ChannelId)}", token);
@@ -236,7 +218,7 @@ public sealed class AriClient : IDisposable
     /// <summary>A channel variable's value; null when the channel or the variable does not exist.</summary>
     public async Task<string?> GetVariable(string channelId, string name, CancellationToken cancellationToken)
     {
-        using var lease = await Acquire(_call, "GET variable", behind: false, cancellationToken);
+        using var lease = await Acquire(_call, "GET variable", cancellationToken);
         using var response = await _call.Http.GetAsync(
             $"channels/{Uri.EscapeDataString(channelId)}/variable?variable={Uri.EscapeDataString(name)}", cancellationToken);
         if (response.StatusCode == HttpStatusCode.NotFound)
@@ -250,7 +232,7 @@ public sealed class AriClient : IDisposable
     /// <summary>Live channels, as ARI lists them.</summary>
     public async Task<IReadOnlyList<AriChannel>> ListChannels(CancellationToken cancellationToken)
     {
-        using var lease = await Acquire(_call, "GET channels", behind: false, cancellationToken);
+        using var lease = await Acquire(_call, "GET channels", cancellationToken);
         using var response = await _call.Http.GetAsync("channels", cancellationToken);
         response.EnsureSuccessStatusCode();
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
@@ -258,24 +240,23 @@ public sealed class AriClient : IDisposable
         return [.. document.RootElement.EnumerateArray().Select(AriChannel.Parse)];
     }
 
-    private Task<AriOutcome> Post(ResiliencePipeline pipeline, AriLane lane, CancellationToken cancellationToken, string path) =>
+    private Lane LaneOf(AriLane lane) => lane == AriLane.Call ? _call : _background;
+
+    private Task<AriOutcome> Post(ResiliencePipeline pipeline, Lane lane, CancellationToken cancellationToken, string path) =>
         pipeline.ExecuteAsync(static async (state, token) => await state.Client.Send(state.Lane, state.Path, token),
             (Client: this, Lane: lane, Path: path), cancellationToken).AsTask();
 
     /// <summary>Waits for one of the lane's connections, then sends with the request timeout running from there.</summary>
-    private async ValueTask<AriOutcome> Send(AriLane which, string path, CancellationToken cancellationToken)
+    private async ValueTask<AriOutcome> Send(Lane lane, string path, CancellationToken cancellationToken)
     {
-        var lane = which == AriLane.Background ? _background : _call;
-        using var lease = await Acquire(lane, path, behind: which == AriLane.CallBehind, cancellationToken);
+        using var lease = await Acquire(lane, path, cancellationToken);
         return await _sendTimeout.ExecuteAsync(static async (state, token) => await state.Client.PostOnce(state.Lane, state.Path, token),
             (Client: this, Lane: lane, Path: path), cancellationToken);
     }
 
-    private async ValueTask<IDisposable> Acquire(Lane lane, string what, bool behind, CancellationToken cancellationToken)
+    private async ValueTask<RateLimitLease> Acquire(Lane lane, string what, CancellationToken cancellationToken)
     {
-        if (lane.Gate is { } gate)
-            return await gate.Acquire(behind, cancellationToken);
-        var lease = await lane.Limiter!.AcquireAsync(1, cancellationToken);
+        var lease = await lane.Limiter.AcquireAsync(1, cancellationToken);
         if (lease.IsAcquired)
             return lease;
         lease.Dispose();

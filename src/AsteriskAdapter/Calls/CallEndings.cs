@@ -56,8 +56,7 @@ public sealed class CallEndings : IDisposable
         {
             try
             {
-                Ended(null, await _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail),
-                    lane: AriLane.CallBehind));
+                Ended(null, await _handover.Execute(channel.Id, callId, new Decision(CallStatus.Failed, reason, Args: args, Detail: detail)));
                 // A call broadcast by an earlier run: the router may have told an app `accepted`; it tells that app now.
                 if (knownCallId is not null)
                     _outbox.Enqueue(OutboundMessage.For(new CallEnded(callId, channel.Id, CallStatus.Failed, reason, _clock.GetUtcNow())));

@@ -67,17 +67,15 @@ public sealed class CallHandover
 
     /// <summary>
     /// Hands the channel over as the decision says, or as FAILED/ari-error if ARI keeps failing. <paramref name="moved"/>
-    /// tells whether a move whose answer never came went through after all (its StasisEnd arrived). A call failed at once
-    /// goes <see cref="AriLane.CallBehind"/> the broadcast calls' handovers for ARI's connections.
+    /// tells whether a move whose answer never came went through after all (its StasisEnd arrived).
     /// </summary>
-    public async Task<HandoverResult> Execute(string channelId, Guid? callId, Decision decision, Func<bool>? moved = null,
-        AriLane lane = AriLane.Call)
+    public async Task<HandoverResult> Execute(string channelId, Guid? callId, Decision decision, Func<bool>? moved = null)
     {
         _recorder.Deciding(channelId, decision);
         Exception failure;
         try
         {
-            var done = await _attempt.ExecuteAsync(async token => await HandOver(channelId, callId, decision, lane, token), _stopping);
+            var done = await _attempt.ExecuteAsync(async token => await HandOver(channelId, callId, decision, token), _stopping);
             return Finish(channelId, decision, done);
         }
         catch (Exception exception) when (IsAriFailure(exception))
@@ -102,7 +100,7 @@ public sealed class CallHandover
         _recorder.Deciding(channelId, fallback);
         try
         {
-            var done = await _untilLeft.ExecuteAsync(async token => await HandOver(channelId, callId, fallback, lane, token), _stopping);
+            var done = await _untilLeft.ExecuteAsync(async token => await HandOver(channelId, callId, fallback, token), _stopping);
             return Finish(channelId, fallback, done);
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -124,7 +122,7 @@ public sealed class CallHandover
         || (exception is OperationCanceledException && !_stopping.IsCancellationRequested);
 
     /// <summary>True when the channel left the app (or a move was taken); false when it was already gone.</summary>
-    private async Task<bool> HandOver(string channelId, Guid? callId, Decision decision, AriLane lane, CancellationToken cancellationToken)
+    private async Task<bool> HandOver(string channelId, Guid? callId, Decision decision, CancellationToken cancellationToken)
     {
         var variables = new List<(string, string)> { (StatusVariable, decision.Status), (ReasonVariable, decision.Reason) };
         if (callId is { } id)
@@ -136,7 +134,7 @@ public sealed class CallHandover
         if (decision.Detail is { } detail)
             variables.Add((DetailVariable, detail));
 
-        var outcomes = await _ari.SetVariables(channelId, variables, cancellationToken, lane);
+        var outcomes = await _ari.SetVariables(channelId, variables, cancellationToken);
         if (outcomes.Any(o => o != AriOutcome.Done))
         {
             _logger.LogInformation("Channel {ChannelId} left before its {Status} handover ({Outcome})", channelId, decision.Status, outcomes.First(o => o != AriOutcome.Done));
@@ -144,10 +142,10 @@ public sealed class CallHandover
         }
 
         if (decision.MoveToApp is { } app)
-            return await _ari.Move(channelId, app, decision.AppArgs, cancellationToken, lane) == AriOutcome.Done;
+            return await _ari.Move(channelId, app, decision.AppArgs, cancellationToken) == AriOutcome.Done;
 
         var target = decision.Target ?? (decision.Status == CallStatus.Success ? _options.DefaultTarget : null);
-        var outcome = await _ari.Continue(channelId, target?.Context, target?.Extension, target?.Priority, cancellationToken, lane);
+        var outcome = await _ari.Continue(channelId, target?.Context, target?.Extension, target?.Priority, cancellationToken);
         // 409 after a continue whose answer was lost: the first one went through, the channel is in the dialplan.
         if (outcome == AriOutcome.NotInStasis)
             return true;

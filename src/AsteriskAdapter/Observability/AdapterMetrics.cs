@@ -41,13 +41,6 @@ public sealed class AdapterMetrics
             "ARI requests that answered 5xx, were reset or timed out (retried or not)");
         meter.CreateObservableCounter("callrouter.adapter.ari_background_shed", () => rest.Shed, "{request}",
             "Background ARI requests (CDR subscription, early ROUTER_CALL_ID, draft check) refused because the background queue was full");
-        meter.CreateObservableGauge<int>("callrouter.adapter.ari_waiting", () =>
-            {
-                var (first, behind) = rest.CallLaneWaiting;
-                return (Measurement<int>[])[new Measurement<int>(first, new KeyValuePair<string, object?>("order", "first")),
-                    new Measurement<int>(behind, new KeyValuePair<string, object?>("order", "behind"))];
-            }, "{request}",
-            "Call-lane ARI requests waiting for one of Adapter__MaxAriConnections: first (broadcast calls' handovers) or behind them (calls failed at once, shed)");
         _stuck = meter.CreateCounter<long>("callrouter.adapter.handovers_stuck", "{call}",
             "Calls whose FAILED/ari-error fallback failed too; retried until the channel leaves the app or is gone");
         meter.CreateObservableGauge("callrouter.adapter.router_backlog", () => backlog.Ready, "{message}",
