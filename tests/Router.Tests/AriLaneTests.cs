@@ -37,6 +37,10 @@ public sealed class AriLaneTests : RoutingTest
         var channels = Enumerable.Range(0, Calls)
             .Select(i => Stack.Ari.Originate(RoutingStack.StasisApp, ["timeout=60000"], channelId: $"burst-{i}"))
             .ToList();
+        // Ops see the burst queue for each lane's two connections (the gauge counts the requests waiting, not those sent).
+        foreach (var lane in new[] { "call", "background" })
+            await Eventually.True(async () => (await Scrape.Of(Stack.Adapter!))[$"callrouter_adapter_ari_waiting{{lane=\"{lane}\"}}"] >= 10,
+                TimeSpan.FromSeconds(30), $"the {lane} lane never showed the burst waiting for its connections");
         await Task.WhenAll(channels.Select(c => c.Handover)).WaitAsync(TimeSpan.FromMinutes(2));
 
         Assert.All(channels, c =>
@@ -60,5 +64,9 @@ public sealed class AriLaneTests : RoutingTest
         Assert.Equal(0, scrape["callrouter_adapter_ari_background_shed_total"]);
         Assert.Equal(Calls, scrape["callrouter_adapter_endings_total{reason=\"claimed\",status=\"SUCCESS\"}"]);
         Assert.Equal(0, scrape.Sum("callrouter_adapter_failed_total"));
+        await Eventually.True(async () => (await Scrape.Of(Stack.Adapter!)).Sum("callrouter_adapter_ari_waiting") == 0, TimeSpan.FromSeconds(10),
+            "ARI requests still wait after every call and subscription is done");
+        scrape = await Scrape.Of(Stack.Adapter!);
+        Assert.Equal((0.0, 0.0), (scrape["callrouter_adapter_ari_waiting{lane=\"call\"}"], scrape["callrouter_adapter_ari_waiting{lane=\"background\"}"]));
     }
 }

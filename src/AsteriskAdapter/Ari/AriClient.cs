@@ -57,6 +57,10 @@ public sealed class AriClient : IDisposable
     /// <summary>Background requests refused because the background queue was full.</summary>
     public long Shed => Interlocked.Read(ref _shed);
 
+    /// <summary>Requests waiting for one of the lane's connections now: (call lane, background lane).</summary>
+    public (long Call, long Background) Waiting =>
+        (_call.Limiter.GetStatistics()?.CurrentQueuedCount ?? 0, _background.Limiter.GetStatistics()?.CurrentQueuedCount ?? 0);
+
     /// <summary>One lane: its own connection pool, and a limiter queueing requests until one of its connections is free.</summary>
     private sealed class Lane(HttpClient http, ConcurrencyLimiter limiter) : IDisposable
     {

@@ -41,6 +41,13 @@ public sealed class AdapterMetrics
             "ARI requests that answered 5xx, were reset or timed out (retried or not)");
         meter.CreateObservableCounter("callrouter.adapter.ari_background_shed", () => rest.Shed, "{request}",
             "Background ARI requests (CDR subscription, early ROUTER_CALL_ID, draft check) refused because the background queue was full");
+        meter.CreateObservableGauge<long>("callrouter.adapter.ari_waiting", () =>
+            {
+                var (call, background) = rest.Waiting;
+                return (Measurement<long>[])[new Measurement<long>(call, new KeyValuePair<string, object?>("lane", "call")),
+                    new Measurement<long>(background, new KeyValuePair<string, object?>("lane", "background"))];
+            }, "{request}",
+            "ARI requests waiting for a connection: call lane (Adapter__MaxAriConnections) and background lane (Adapter__AriBackgroundConcurrency)");
         _stuck = meter.CreateCounter<long>("callrouter.adapter.handovers_stuck", "{call}",
             "Calls whose FAILED/ari-error fallback failed too; retried until the channel leaves the app or is gone");
         meter.CreateObservableGauge("callrouter.adapter.router_backlog", () => backlog.Ready, "{message}",
