@@ -36,6 +36,9 @@ public sealed class MultiRouterTests(ITestOutputHelper output) : PostgresStackTe
         await StartRouters(2);
         // Neither router holds more than it handles at once (Router:PrefetchCount's default with several routers): a
         // broadcast left in one router's buffer while the other takes its call's claims gets them answered not-found.
+        // The management API lists consumers a moment after the queue counts them.
+        await Eventually.True(async () => (await RouterQueuePrefetches()).Length == 2, TimeSpan.FromSeconds(30),
+            "the management API never listed both routers' consumers");
         var prefetches = await RouterQueuePrefetches();
         Assert.Equal(new[] { 64, 64 }, prefetches);
         var apps = await AddApps(Racers);
