@@ -27,10 +27,12 @@ for (var i = 0; i < args.Length; i++)
         i++;
         continue;
     }
-    Console.Error.WriteLine(args[i] is "--help" or "-h" ? "" : $"unknown option or missing value: {args[i]}");
+    var help = args[i] is "--help" or "-h";
+    if (!help)
+        Console.Error.WriteLine($"unknown option or missing value: {args[i]}");
     Console.Error.WriteLine("usage: ./bench.sh [--OPTION VALUE]... [--cluster-compare [--keep-cluster]]; README, \"Benchmark\", says what each does.");
     Console.Error.WriteLine($"options: {string.Join(" ", valueOptions)}");
-    return args[i] is "--help" or "-h" ? 0 : 2;
+    return help ? 0 : 2;
 }
 // One node against the cluster, the same fixed-rate run in the same invocation (issue 13): this process runs twice more.
 if (args.Contains("--cluster-compare"))

@@ -64,9 +64,8 @@ public sealed class AriLaneTests : RoutingTest
         Assert.Equal(0, scrape["callrouter_adapter_ari_background_shed_total"]);
         Assert.Equal(Calls, scrape["callrouter_adapter_endings_total{reason=\"claimed\",status=\"SUCCESS\"}"]);
         Assert.Equal(0, scrape.Sum("callrouter_adapter_failed_total"));
+        // Both lanes drain to exactly 0 (the gauges are never negative, so a sum of 0 is 0 on each).
         await Eventually.True(async () => (await Scrape.Of(Stack.Adapter!)).Sum("callrouter_adapter_ari_waiting") == 0, TimeSpan.FromSeconds(10),
             "ARI requests still wait after every call and subscription is done");
-        scrape = await Scrape.Of(Stack.Adapter!);
-        Assert.Equal((0.0, 0.0), (scrape["callrouter_adapter_ari_waiting{lane=\"call\"}"], scrape["callrouter_adapter_ari_waiting{lane=\"background\"}"]));
     }
 }
