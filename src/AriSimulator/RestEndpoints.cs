@@ -49,22 +49,31 @@ internal sealed class RestEndpoints(SimulatorCore core, BasicAuth auth, Cancella
                 http.Abort();
                 return;
             case AriFaultKind.SlowAnswer:
-                await HandleOnceAsync(http).ConfigureAwait(false);
-                await Delay(fault.Delay, http).ConfigureAwait(false);
+                // The answer is written aside and sent after the wait, so no byte of it (a body included) leaves early.
+                var body = http.Response.Body;
+                using (var answer = new MemoryStream())
+                {
+                    http.Response.Body = answer;
+                    await HandleOnceAsync(http).ConfigureAwait(false);
+                    await Wait(fault, http).ConfigureAwait(false);
+                    http.Response.Body = body;
+                    answer.Position = 0;
+                    await answer.CopyToAsync(body, http.RequestAborted).ConfigureAwait(false);
+                }
                 return;
             case AriFaultKind.SlowStart:
-                await Delay(fault.Delay, http).ConfigureAwait(false);
+                await Wait(fault, http).ConfigureAwait(false);
                 await HandleOnceAsync(http).ConfigureAwait(false);
                 return;
         }
     }
 
-    private async Task Delay(TimeSpan delay, HttpContext http)
+    private async Task Wait(AriFault fault, HttpContext http)
     {
         using var both = CancellationTokenSource.CreateLinkedTokenSource(stopping, http.RequestAborted);
         try
         {
-            await Task.Delay(delay, both.Token).ConfigureAwait(false);
+            await (fault.Until is { } until ? until().WaitAsync(both.Token) : Task.Delay(fault.Delay, both.Token)).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

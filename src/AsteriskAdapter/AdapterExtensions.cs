@@ -47,6 +47,7 @@ public static class AdapterExtensions
         builder.Services.AddSingleton(new AppOwnership(owners));
         builder.Services.AddSingleton<HeartbeatReader>();
         builder.Services.AddSingleton<AppFilters>();
+        builder.Services.AddSingleton<ReleasedChannels>();
         builder.Services.AddSingleton<CallBook>();
         builder.Services.AddSingleton<CallRecorder>();
         builder.Services.AddSingleton<BackgroundWork>();

@@ -33,7 +33,7 @@ public sealed class OpenCall(Guid callId, string channelId, BroadcastOptions opt
 }
 
 /// <summary>Open calls by call id and by channel id.</summary>
-public sealed class CallBook
+public sealed class CallBook(ReleasedChannels released)
 {
     private readonly ConcurrentDictionary<Guid, OpenCall> _byId = new();
     private readonly ConcurrentDictionary<string, OpenCall> _byChannel = new(StringComparer.Ordinal);
@@ -71,6 +71,7 @@ public sealed class CallBook
 
     public void Remove(OpenCall call)
     {
+        released.Note(call.ChannelId);
         if (_byId.TryRemove(call.CallId, out _))
             Interlocked.Decrement(ref _count);
         _byChannel.TryRemove(new KeyValuePair<string, OpenCall>(call.ChannelId, call));

@@ -24,16 +24,17 @@ public sealed class CallEndings : IDisposable
     private readonly TimeProvider _clock;
     private readonly AdapterOptions _options;
     private readonly ILogger<CallEndings> _logger;
+    private readonly ReleasedChannels _released;
     private readonly DueQueue<OpenCall> _fallbacks;
 
     /// <summary>Channels being failed at once right now (not in the book): a reconnect must not fail them a second time.</summary>
     private readonly ConcurrentDictionary<string, bool> _failing = new(StringComparer.Ordinal);
 
     public CallEndings(CallHandover handover, CallBook book, CallRecorder recorder, BrokerOutbox outbox, BackgroundWork work,
-        AdapterMetrics metrics, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallEndings> logger)
+        AdapterMetrics metrics, ReleasedChannels released, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<CallEndings> logger)
     {
-        (_handover, _book, _recorder, _outbox, _work, _metrics, _clock, _options, _logger) =
-            (handover, book, recorder, outbox, work, metrics, clock, options.Value, logger);
+        (_handover, _book, _recorder, _outbox, _work, _metrics, _released, _clock, _options, _logger) =
+            (handover, book, recorder, outbox, work, metrics, released, clock, options.Value, logger);
         _fallbacks = new DueQueue<OpenCall>("adapter-fallbacks", call => _work.Run(() => FallBack(call), "fallback"), clock);
     }
 
@@ -63,6 +64,7 @@ public sealed class CallEndings : IDisposable
             }
             finally
             {
+                _released.Note(channel.Id);
                 _failing.TryRemove(channel.Id, out _);
             }
         }, "fail at once");

@@ -11,8 +11,8 @@ namespace CallRouter.AsteriskAdapter.Calls;
 /// At every ARI (re)connect: channels an earlier run (or the gap) left in the app are failed as adapter-restarted,
 /// calls whose channel went away unheard leave the book, and open CDR drafts are finished or subscribed again.
 /// </summary>
-public sealed class ConnectRecovery(AriClient ari, CallBook book, CallRecorder recorder, ChannelSubscriber subscriber, CallEndings endings,
-    CallControl control, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<ConnectRecovery> logger)
+public sealed class ConnectRecovery(AriClient ari, CallBook book, ReleasedChannels releasedChannels, CallRecorder recorder,
+    ChannelSubscriber subscriber, CallEndings endings, CallControl control, TimeProvider clock, IOptions<AdapterOptions> options, ILogger<ConnectRecovery> logger)
 {
     /// <summary>
     /// Channels failed at (re)connect as left behind, whose StasisStart may still arrive on the new socket: kept only
@@ -29,6 +29,8 @@ public sealed class ConnectRecovery(AriClient ari, CallBook book, CallRecorder r
     /// <summary>Channels still in the app from before this connection have no broadcast behind them: fall them back now.</summary>
     public async Task Recover(DateTimeOffset connectedAt, CancellationToken cancellationToken)
     {
+        // The list is stale as soon as it is taken: a call handed over meanwhile is still in it, though no longer tracked.
+        using var released = releasedChannels.Start();
         IReadOnlyList<AriChannel> channels;
         try
         {
@@ -44,9 +46,9 @@ public sealed class ConnectRecovery(AriClient ari, CallBook book, CallRecorder r
         foreach (var channel in channels)
         {
             var inOurApp = channel.AppName == "Stasis" && channel.AppData.Split(',')[0] == options.Value.App;
-            if (!inOurApp || book.TryGetByChannel(channel.Id, out _) || endings.IsFailing(channel.Id) || channel.CreatedAt >= connectedAt)
+            if (!inOurApp || channel.CreatedAt >= connectedAt || IsTracked(channel.Id, released))
                 continue;
-            if (control.Owns(channel.Id) || control.RecoverCreated(channel))
+            if (control.RecoverCreated(channel))
                 continue;
             recovered[channel.Id] = true;
             endings.FailAtOnce(channel, DispositionReason.AdapterRestarted, "the channel was left in the router's app by an earlier adapter run",
@@ -77,6 +79,10 @@ public sealed class ConnectRecovery(AriClient ari, CallBook book, CallRecorder r
                 subscriber.Subscribe(channelId);
         }
     }
+
+    /// <summary>True when this run tracks the channel, or released it after the channel list was taken.</summary>
+    private bool IsTracked(string channelId, ReleasedChannels.Watch released) =>
+        book.TryGetByChannel(channelId, out _) || endings.IsFailing(channelId) || control.Owns(channelId) || released.Contains(channelId);
 
     /// <summary>The call id an earlier adapter run put on the channel when it broadcast the call, if any.</summary>
     private async Task<Guid?> CallIdOn(string channelId, CancellationToken cancellationToken)

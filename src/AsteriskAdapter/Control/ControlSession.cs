@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CallRouter.AsteriskAdapter.Calls;
 
 namespace CallRouter.AsteriskAdapter.Control;
 
@@ -44,7 +45,7 @@ public sealed class ControlSession(Guid callId, string winner, string callerChan
 }
 
 /// <summary>Controlled calls by call id, and every channel, bridge and playback id they hold; plus recently ended calls.</summary>
-public sealed class ControlSessions(TimeProvider clock)
+public sealed class ControlSessions(ReleasedChannels released, TimeProvider clock)
 {
     private static readonly TimeSpan EndedMemory = TimeSpan.FromMinutes(5);
 
@@ -90,6 +91,7 @@ public sealed class ControlSessions(TimeProvider clock)
 
     public void RemoveChannel(ControlSession session, string id)
     {
+        released.Note(id);
         session.Channels.TryRemove(id, out _);
         _byResource.TryRemove(new KeyValuePair<string, ControlSession>("channel:" + id, session));
     }
@@ -110,6 +112,9 @@ public sealed class ControlSessions(TimeProvider clock)
     public void Remove(ControlSession session, string reason)
     {
         _byCall.TryRemove(session.CallId, out _);
+        released.Note(session.CallerChannelId);
+        foreach (var id in session.Channels.Keys)
+            released.Note(id);
         var keys = new[] { "channel:" + session.CallerChannelId }
             .Concat(session.Channels.Keys.Select(id => "channel:" + id))
             .Concat(session.Bridges.Keys.Select(id => "bridge:" + id))
