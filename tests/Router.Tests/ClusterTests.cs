@@ -169,7 +169,7 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
             Assert.InRange(stalled, TimeSpan.Zero, resumeWithin);
             Assert.Equal(0, Stack.Adapter!.Services.GetRequiredService<AriEventStream>().Reconnects);
         }
-        catch (Exception) when (DumpTrace())
+        catch (Exception) when (DumpTrace(calls))
         {
             throw; // not reached: DumpTrace returns false, so the failure goes on as it is
         }
@@ -183,10 +183,10 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     /// <summary>Timestamped lines: claims as the apps send them, the router's consumes of claims and sends of answers, its warnings.</summary>
     private sealed class Trace : IConsumeObserver, ISendObserver
     {
-        private readonly long _start = Stopwatch.GetTimestamp();
+        public long Start { get; } = Stopwatch.GetTimestamp();
         public ConcurrentQueue<string> Lines { get; } = new();
 
-        public void Add(string line) => Lines.Enqueue($"{Stopwatch.GetElapsedTime(_start).TotalSeconds,7:F2} {line}");
+        public void Add(string line) => Lines.Enqueue($"{Stopwatch.GetElapsedTime(Start).TotalSeconds,7:F2} {line}");
 
         private static string Amqp(ConsumeContext context) =>
             context.TryGetPayload<RabbitMqBasicConsumeContext>(out var d) ? $"tag {d.DeliveryTag} redelivered {context.ReceiveContext.Redelivered} corr {d.Properties.CorrelationId}" : "";
@@ -256,14 +256,32 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     }
 
     // Lines a fault repeats for every call (each failed send, record retry and fallback), which would hide the rest.
-    private static readonly string[] Noise = ["S-FAULT", "R-FAULT", "InProcessCallTimers", "CallRecorder", "CallEndings", "StasisStartHandler", "BackgroundWork", "CdrWriter"];
+    private static readonly string[] Noise =
+        ["S-FAULT", "R-FAULT", "T-FAULT", "UnconfirmedResender", "InProcessCallTimers", "CallRecorder", "CallEndings", "StasisStartHandler", "BackgroundWork", "CdrWriter"];
 
-    /// <summary>A failed run prints what router and adapter logged (the first and last 150 lines), for the issue's record.</summary>
-    private bool DumpTrace()
+    /// <summary>
+    /// A failed run prints what router and adapter logged (the first and last 150 lines, without the lines repeated per
+    /// message), then second by second what the router did and how the calls offered in that second ended.
+    /// </summary>
+    private bool DumpTrace(IEnumerable<(SimChannel Channel, long OfferedAt)> calls)
     {
         var lines = _trace.Lines.Where(l => l.Contains("fault:") || l.Contains("log:") && !Noise.Any(l.Contains)).ToArray();
         foreach (var line in lines.Length <= 300 ? lines : [.. lines.Take(150), "...", .. lines.TakeLast(150)])
             output.WriteLine(line);
+
+        var traced = _trace.Lines.Select(l => (Second: (int)double.Parse(l[..7], System.Globalization.CultureInfo.InvariantCulture), Text: l[8..]))
+            .ToLookup(l => l.Second, l => l.Text);
+        var offered = calls.ToLookup(c => (int)Stopwatch.GetElapsedTime(_trace.Start, c.OfferedAt).TotalSeconds, c => c.Channel);
+        output.WriteLine("s: router decided / answered claims / consumed claims / consume faults / resent | calls offered: won / other / still in Stasis");
+        for (var second = 0; second <= Math.Max(traced.Select(g => g.Key).DefaultIfEmpty().Max(), offered.Select(g => g.Key).DefaultIfEmpty().Max()); second++)
+        {
+            int Count(string text) => traced[second].Count(l => l.Contains(text));
+            var channels = offered[second].ToArray();
+            var won = channels.Count(IsWon);
+            var waiting = channels.Count(c => !c.Handover.IsCompleted);
+            output.WriteLine($"{second}: {Count("router decided")} / {Count("router answered")} / {Count("router consumed claim")} / {Count("T-FAULT")} / " +
+                $"{Count("was sent again")} | {channels.Length}: {won} / {channels.Length - won - waiting} / {waiting}");
+        }
         return false;
     }
 

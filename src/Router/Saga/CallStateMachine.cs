@@ -146,6 +146,14 @@ public sealed class CallStateMachine : MassTransitStateMachine<CallState>
         During(Open, Claimed, Ended,
             Ignore(WindowClosed));
 
+        // Timers of what the call no longer is: the unknown-call timer of claims its broadcast decided, and the forget timer
+        // of an earlier life of the call (forgotten, then started again by a claim delivered again after a node was lost).
+        // Not accepted, they would fail and be tried again every second until the call ends.
+        During(Open, Contended,
+            Ignore(UnknownCallExpired));
+        During(AwaitingBroadcast, Open, Contended,
+            Ignore(ForgetRequested));
+
         // A claimed call's deadline needs nothing: its decision leaves before its winning claim is acked (the in-memory
         // outbox sends first), so a router that dies before the ContinueCall left has not acked that claim, and the claim,
         // delivered again, gets the same decision sent again (Decide: the winner's claim again). A send the broker did not

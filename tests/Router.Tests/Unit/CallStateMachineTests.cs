@@ -134,6 +134,49 @@ public sealed class CallStateMachineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_unknown_call_timer_of_a_claim_decided_when_its_broadcast_came_is_ignored_by_the_open_call()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(new ClaimCall(callId, "outsider"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.AwaitingBroadcast));
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open)); // the held claim was rejected: no winner, the call stays open
+
+        await _harness.Bus.Publish(new UnknownCallExpired(callId));
+
+        Assert.True(await _saga.Consumed.Any<UnknownCallExpired>(m => m.Context.Message.CallId == callId));
+        Assert.Null(Assert.Single(_saga.Consumed.Select<UnknownCallExpired>(m => m.Context.Message.CallId == callId)).Exception);
+        Assert.NotNull(await _saga.Exists(callId, m => m.Open));
+        Assert.Equal(1, _claims.Count(RouterMetrics.UnknownApp, RejectReason.InvalidRequest));
+    }
+
+    [Fact]
+    public async Task A_forget_timer_left_from_a_forgotten_call_is_ignored_by_the_call_a_late_claim_starts_again()
+    {
+        var callId = Guid.NewGuid();
+        await _harness.Bus.Publish(Broadcast(callId, "sales"));
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.Claimed));
+        await _harness.Bus.Publish(new ForgetCall(callId));
+        Assert.Null(await _saga.NotExists(callId));
+        // A claim delivered again after the call was forgotten (a router's node was lost) starts it again, waiting for a broadcast.
+        await _harness.Bus.Publish(new ClaimCall(callId, "sales"));
+        Assert.NotNull(await _saga.Exists(callId, m => m.AwaitingBroadcast));
+
+        await _harness.Bus.Publish(new ForgetCall(callId)); // the first one again (an in-process timer retried, or the broker's copy)
+
+        var forgets = 0;
+        await foreach (var forget in _saga.Consumed.SelectAsync<ForgetCall>(m => m.Context.Message.CallId == callId))
+        {
+            Assert.Null(forget.Exception);
+            if (++forgets == 2)
+                break;
+        }
+        Assert.Equal(2, forgets);
+        Assert.NotNull(await _saga.Exists(callId, m => m.AwaitingBroadcast));
+    }
+
+    [Fact]
     public async Task A_second_claim_is_rejected_already_claimed_and_the_decision_stands()
     {
         var callId = Guid.NewGuid();
