@@ -83,6 +83,13 @@ public sealed class AdapterOptions
     public int AriRequestRetries { get; set; } = 2;
 
     /// <summary>
+    /// With quorum queues: how long publishes must keep going unconfirmed past their 5 s deadline before the adapter
+    /// publishes on a new connection. A connection opened before the majority has declared a cut-off node down stalls too
+    /// (RabbitMQ 3.x), so keep it at least the cluster's net_ticktime (10 s) less 5 s, plus a little: 8 s. 0: at once.
+    /// </summary>
+    public TimeSpan StalledPublishReplaceAfter { get; set; } = TimeSpan.FromSeconds(8);
+
+    /// <summary>
     /// A handover (variables, then continue or move, retries included) that has not succeeded within this gives up and
     /// the call falls back to the dialplan as FAILED/ari-error.
     /// </summary>

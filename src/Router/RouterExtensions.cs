@@ -38,6 +38,7 @@ public static class RouterExtensions
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section);
         builder.Services.AddOptions<RouterOptions>().BindConfiguration(RouterOptions.Section)
             .Validate(o => o.UnknownCallGrace > TimeSpan.Zero && o.FinishedRetention > TimeSpan.Zero, "grace and retention must be positive")
+            .Validate(o => o.StalledSendReconnectAfter >= TimeSpan.Zero, "StalledSendReconnectAfter must not be negative")
             .Validate(o => o.ClaimWindow < o.AdapterFallbackGrace,
                 "Router__ClaimWindow must be shorter than Router__AdapterFallbackGrace (the adapters' Adapter__FallbackGrace): "
                 + "a decision must reach the adapter before it falls back, or an app told 'accepted' would not get the call")

@@ -43,6 +43,14 @@ public sealed class RouterOptions
     public ushort EffectivePrefetchCount => PrefetchCount
         ?? (SagaRepository == SagaStore.Postgres ? (ushort)Math.Clamp(ConcurrentMessageLimit, 1, ushort.MaxValue) : (ushort)256);
 
+    /// <summary>
+    /// With quorum queues: how long sends must keep running past their deadline (5 s) before the router reconnects to
+    /// another node (<see cref="Transport.StalledConnectionBreaker"/>). A reconnect made before the majority has declared a
+    /// cut-off node down gets channels that stall too (RabbitMQ 3.x), so keep it at least the cluster's net_ticktime
+    /// (10 s) less the send deadline, plus a little: 8 s. 0 reconnects at the first late send.
+    /// </summary>
+    public TimeSpan StalledSendReconnectAfter { get; set; } = TimeSpan.FromSeconds(8);
+
     /// <summary>Messages handled at once (claims for one call still run one after another).</summary>
     public int ConcurrentMessageLimit { get; set; } = 64;
 

@@ -61,16 +61,18 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     // pause_minority: the cut-off node pauses, the majority elects new leaders. Declaring the router's bindings again on
     // another node waits until the cut-off node is declared down (net_ticktime 10 s, up to 12.5 s), and a channel the
     // router opened meanwhile can take sends to a quorum queue without ever confirming them (RabbitMQ 3.x,
-    // rabbitmq-server#14589): StalledConnectionBreaker reconnects after 5 s of that, once more if needed. Before it, 2 runs
+    // rabbitmq-server#14589): StalledConnectionBreaker reconnects (once sends have been late 8 s). Before it, 2 runs
     // in 9 never resumed within 60 s. With it, on 2026-11-28: routing resumed in 10 runs of 10, decisions stopped 10.3 to
     // 21.0 s (12 s typical). On 2026-11-29 the same box ran about half as fast (benchmark saturation 340-560 calls/s
     // against 816) and the chain of waits (node declared down, a stall noticed, reconnects, apps' heartbeats confirmed
     // again) stretched: 26.0 and 28.8 s, with this build and the one before it alike. Hence 40 s, against 15 s for a kill.
-    // Later on 2026-11-29, 14 runs alone: 12 passed, decisions stopped 15.1 to 19.2 s in 11 and 33.6 s in one; 2 failed.
-    // In both failures, and in the 33.6 s run, the router's first reconnect (about 7 s after the cut) came before the
-    // majority had declared the cut-off node down, and its new channels stalled too: a second reconnect about 17 s after
-    // the first, then a backlog. One run had not routed again 60 s after the cut; in the other a claim waited 35 s for its
-    // answer (the app gives up at 30 s). rabbitmq-server#14589 is fixed in RabbitMQ 4.2; Debian 12 has 3.10.
+    // Later on 2026-11-29, with the breaker (and the adapter's publishing side) reconnecting at the first late send: 15 runs
+    // alone and one in CI, 12 passed (decisions stopped 15.1 to 19.2 s in 11, 33.6 s in one), 4 failed (not routing again
+    // within 60 s, or a claim waiting 35 s for its answer while the app gives up at 30 s). In the failures the first
+    // reconnect, about 5-7 s after the cut, came before the majority had declared the cut-off node down, and the new
+    // channels stalled too. Waiting until sends have been late 8 s (the router's Router__StalledSendReconnectAfter, the
+    // adapter's Adapter__StalledPublishReplaceAfter): 6 runs of 6 passed, decisions stopped 14.9 to 19.7 s in 5 and 28.7 s
+    // in one. rabbitmq-server#14589 is fixed in RabbitMQ 4.2; Debian 12 has 3.10.
     [Fact]
     public async Task A_partition_that_cuts_off_the_router_queue_leader_loses_no_decision_claim_or_record() =>
         await LoseTheRouterQueueLeader("cut off", cluster.Disconnect, resumeWithin: TimeSpan.FromSeconds(40));

@@ -218,12 +218,12 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     }
 
     /// <summary>
-    /// At most one new publishing connection per this long: the publishes in flight on the old one time out too, and a
-    /// connection opened before the majority has declared a cut-off node down can stall again soon after.
+    /// Late confirms this soon after a replacement were in flight on the old connection: they start no new stall. A stall
+    /// with no late confirm this long before its wait is up cleared by itself.
     /// </summary>
     public static readonly TimeSpan ReplaceQuiet = ConfirmTimeout;
 
-    private long _lastReplace = long.MinValue / 2; // the first stalled confirm may replace at once
+    private StallWatch? _stall;
     private long _replacements;
 
     /// <summary>How many times the adapter replaced its publishing connection after a confirm that never came (for tests and logs).</summary>
@@ -234,30 +234,28 @@ public sealed class AdapterBroker(IOptions<BrokerOptions> broker, IOptions<Adapt
     /// a channel whose sends to a quorum queue are taken and never enqueued, for good, confirmed or not
     /// (rabbitmq-server#14589, fixed in 4.2); the channel then stays in flow control, the node stops reading the
     /// connection, and even a new channel on it is never opened. So the whole publishing connection is replaced by a new
-    /// one (to any node of the list), once per <see cref="ReplaceQuiet"/>, as the router reconnects for the same reason
-    /// (StalledConnectionBreaker). A closed connection is left to automatic recovery. Only with quorum queues: on a
+    /// one (to any node of the list) if confirms are still late <see cref="AdapterOptions.StalledPublishReplaceAfter"/>
+    /// after the first, as the router reconnects for the same reason (StalledConnectionBreaker): a connection opened before the
+    /// majority has declared the cut-off node down stalls too, and replacing at the first late confirm needed two or three
+    /// replacements in a partition run. A closed connection is left to automatic recovery. Only with quorum queues: on a
     /// single node a confirm that late means the broker is blocking publishers (a memory or disk alarm), which a new
     /// connection would not change.
     /// </summary>
-    /// <returns>True when it started replacing the publishing connection.</returns>
+    /// <returns>True when this late confirm started a stall (the connection is replaced after the wait, unless it cleared).</returns>
     internal bool ConfirmTimedOut()
     {
         if (_publisher?.IsOpen != true || !broker.Value.UsesQuorumQueues)
             return false;
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _lastReplace);
-        if (now - last < ReplaceQuiet.TotalMilliseconds || Interlocked.CompareExchange(ref _lastReplace, now, last) != last)
-            return false;
-        _ = Task.Run(ReplacePublisher);
-        return true;
+        return LazyInitializer.EnsureInitialized(ref _stall, () => new StallWatch(adapter.Value.StalledPublishReplaceAfter, ReplaceQuiet, ReplacePublisher)).Late();
     }
 
     private async Task ReplacePublisher()
     {
         try
         {
-            logger.LogWarning("Adapter {Node}: RabbitMQ did not confirm a publish within {Seconds} s on an open connection ({Endpoint}): "
-                + "publishing on a new connection", adapter.Value.Node, ConfirmTimeout.TotalSeconds, _publisher!.Endpoint);
+            logger.LogWarning("Adapter {Node}: RabbitMQ has left publishes unconfirmed past {Seconds} s for {Stall} s on an open connection "
+                + "({Endpoint}): publishing on a new connection", adapter.Value.Node, ConfirmTimeout.TotalSeconds,
+                adapter.Value.StalledPublishReplaceAfter.TotalSeconds, _publisher!.Endpoint);
             using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             var (connection, publish, records) = await ConnectPublisher(deadline.Token);
             IConnection? stale;
