@@ -66,8 +66,8 @@ public sealed class ClusterTests(RabbitCluster cluster, ITestOutputHelper output
     // 21.0 s (12 s typical). On 2026-11-29 the same box ran about half as fast (benchmark saturation 340-560 calls/s
     // against 816) and the chain of waits (node declared down, a stall noticed, reconnects, apps' heartbeats confirmed
     // again) stretched: 26.0 and 28.8 s, with this build and the one before it alike. Hence 40 s, against 15 s for a kill.
-    // Later on 2026-11-29, with the breaker (and the adapter's publishing side) reconnecting at the first late send: 15 runs
-    // alone and one in CI, 12 passed (decisions stopped 15.1 to 19.2 s in 11, 33.6 s in one), 4 failed (not routing again
+    // Later on 2026-11-29, with the breaker (and the adapter's publishing side) reconnecting at the first late send: 14 runs
+    // alone and one in CI, 12 passed (decisions stopped 15.1 to 19.2 s in 11, 33.6 s in one), 3 failed (not routing again
     // within 60 s, or a claim waiting 35 s for its answer while the app gives up at 30 s). In the failures the first
     // reconnect, about 5-7 s after the cut, came before the majority had declared the cut-off node down, and the new
     // channels stalled too. Waiting until sends have been late 8 s (the router's Router__StalledSendReconnectAfter, the

@@ -18,7 +18,7 @@ namespace CallRouter.Router.Transport;
 /// back to the queue and are handled again, and <see cref="UnconfirmedResender"/> sends again what did not leave.
 /// It waits <see cref="RouterOptions.StalledSendReconnectAfter"/> from the first late send of a stall: channels opened
 /// before the majority has declared the cut-off node down stall too, and a reconnect made that early needed another (the
-/// partition test failed 4 runs of 16 on 2026-11-29; waiting, it passed 6 of 6).
+/// partition test failed 3 runs of 15 on 2026-11-29; waiting, it passed 6 of 6).
 /// </summary>
 public sealed class StalledConnectionBreaker(IServiceProvider services, IOptions<RouterOptions> options, ILogger<StalledConnectionBreaker> logger)
     : ISendObserver
